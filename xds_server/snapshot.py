@@ -1,0 +1,200 @@
+"""Versioned, immutable, consistent snapshots of translated resources.
+
+A snapshot holds the resources every proxy shares (clusters and endpoints of
+all Services) and, built lazily and cached, one `View` per node profile: the
+shared resources plus that proxy's own listeners, routes and inbound cluster.
+Each resource becomes an `Entry` once: serialized, hashed into a version, and
+pre-encoded for SotW and Delta responses (see `wire.py`). Entries are reused
+across snapshots when their bytes are unchanged, so unchanged resources keep
+their identity and version.
+
+A view is checked for consistency before it is served (go-control-plane's
+`Snapshot.Consistent()`): every EDS cluster has its ClusterLoadAssignment and
+every assignment a cluster, every RDS name a listener uses exists and every
+route config is used, and every cluster a route names exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+
+from api import contract
+from api.contract import NodeProfile
+from xds_server import wire
+from xds_server.resources import Message, Resources
+
+
+class InconsistentSnapshot(ValueError):
+    """Resources that refer to each other wrongly; never served."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Entry:
+    """One resource, serialized once, with what it refers to."""
+
+    type_url: str
+    name: str
+    version: str
+    payload: bytes
+    refs: frozenset[str]  # names this resource needs (EDS names, RDS names, clusters)
+    sotw: bytes = field(repr=False)
+    delta: bytes = field(repr=False)
+
+    @classmethod
+    def encode(cls, type_url: str, name: str, message: Message) -> Entry:
+        payload = message.SerializeToString(deterministic=True)
+        version = hashlib.blake2b(payload, digest_size=8).hexdigest()
+        return cls(
+            type_url=type_url,
+            name=name,
+            version=version,
+            payload=payload,
+            refs=frozenset(_references(type_url, message)),
+            sotw=wire.sotw_resource(type_url, payload),
+            delta=wire.delta_resource(type_url, name, version, payload),
+        )
+
+
+Entries = Mapping[str, Entry]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class View:
+    """What one node profile is served, per type URL."""
+
+    by_type: Mapping[str, Entries]
+
+    def get(self, type_url: str) -> Entries:
+        return self.by_type.get(type_url, _EMPTY)
+
+
+_EMPTY: Entries = MappingProxyType({})
+NodeTranslator = Callable[[NodeProfile], Resources]
+
+
+class Snapshot:
+    """The resources of one version of the model; views are made on demand."""
+
+    def __init__(
+        self,
+        version: int,
+        shared: Resources,
+        node_translator: NodeTranslator,
+        previous: Snapshot | None = None,
+    ) -> None:
+        self.version = version
+        self.warnings = list(shared.warnings)
+        self._translate_node = node_translator
+        self._reuse = previous._all_entries() if previous is not None else {}
+        self._shared = {t: self._encode(t, ms) for t, ms in shared.by_type().items() if ms}
+        self._views: dict[NodeProfile, View] = {}
+
+    def view(self, profile: NodeProfile) -> View:
+        """The consistent view for `profile`; raises InconsistentSnapshot."""
+        found = self._views.get(profile)
+        if found is None:
+            node = self._translate_node(profile)
+            self.warnings.extend(w for w in node.warnings if w not in self.warnings)
+            by_type: dict[str, Entries] = {}
+            for type_url in contract.PUSH_ORDER:
+                mine = self._encode(type_url, node.by_type()[type_url])
+                shared = self._shared.get(type_url, {})
+                clash = mine.keys() & shared.keys()
+                if clash:
+                    raise InconsistentSnapshot(f"node resources shadow shared ones: {clash}")
+                merged = {**shared, **mine} if mine else shared
+                by_type[type_url] = MappingProxyType(merged)
+            found = View(MappingProxyType(by_type))
+            check_consistent(found)
+            self._views[profile] = found
+        return found
+
+    def views(self) -> Mapping[NodeProfile, View]:
+        return MappingProxyType(self._views)
+
+    def release_reuse(self) -> None:
+        """Drop the previous snapshot's entries once every known view is built."""
+        self._reuse = {}
+
+    def _encode(self, type_url: str, messages: Mapping[str, Message]) -> dict[str, Entry]:
+        out: dict[str, Entry] = {}
+        for name, message in messages.items():
+            entry = Entry.encode(type_url, name, message)
+            old = self._reuse.get((type_url, name))
+            out[name] = old if old is not None and old.version == entry.version else entry
+        return out
+
+    def _all_entries(self) -> dict[tuple[str, str], Entry]:
+        out = {(e.type_url, e.name): e for es in self._shared.values() for e in es.values()}
+        for view in self._views.values():
+            for entries in view.by_type.values():
+                out.update(((e.type_url, e.name), e) for e in entries.values())
+        return out
+
+
+def check_consistent(view: View) -> None:
+    clusters = view.get(contract.TYPE_CLUSTER)
+    endpoints = view.get(contract.TYPE_ENDPOINT)
+    listeners = view.get(contract.TYPE_LISTENER)
+    routes = view.get(contract.TYPE_ROUTE)
+    problems: list[str] = []
+    eds_names = _union(e.refs for e in clusters.values())
+    problems += [
+        f"cluster needs missing ClusterLoadAssignment {n!r}" for n in eds_names - endpoints.keys()
+    ]
+    problems += [
+        f"ClusterLoadAssignment {n!r} has no cluster" for n in endpoints.keys() - eds_names
+    ]
+    rds_names = _union(e.refs for e in listeners.values())
+    problems += [
+        f"listener needs missing RouteConfiguration {n!r}" for n in rds_names - routes.keys()
+    ]
+    problems += [
+        f"RouteConfiguration {n!r} is used by no listener" for n in routes.keys() - rds_names
+    ]
+    used = _union(e.refs for e in routes.values())
+    problems += [f"a route names missing cluster {n!r}" for n in used - clusters.keys()]
+    if problems:
+        raise InconsistentSnapshot("; ".join(sorted(problems)))
+
+
+def _union(sets: Iterable[frozenset[str]]) -> set[str]:
+    out: set[str] = set()
+    for s in sets:
+        out |= s
+    return out
+
+
+def _references(type_url: str, message: Message) -> Iterable[str]:
+    if type_url == contract.TYPE_CLUSTER:
+        if message.HasField("eds_cluster_config"):
+            yield message.eds_cluster_config.service_name or message.name
+    elif type_url == contract.TYPE_LISTENER:
+        yield from _listener_routes(message)
+    elif type_url == contract.TYPE_ROUTE:
+        for vhost in message.virtual_hosts:
+            for route in vhost.routes:
+                if not route.HasField("route"):
+                    continue
+                action = route.route
+                if action.cluster:
+                    yield action.cluster
+                for weighted in action.weighted_clusters.clusters:
+                    yield weighted.name
+
+
+def _listener_routes(listener: Message) -> Iterable[str]:
+    for chain in listener.filter_chains:
+        for f in chain.filters:
+            if f.typed_config.type_url.endswith(".HttpConnectionManager"):
+                hcm = hcm_pb2.HttpConnectionManager()
+                f.typed_config.Unpack(hcm)
+                if hcm.HasField("rds"):
+                    yield hcm.rds.route_config_name
