@@ -44,7 +44,7 @@ async def serve(settings: Settings) -> None:
 
     host, port = split_address(settings.admin_address)
     admin_server = await admin.start(endpoint, host, port)
-    xds = await grpc_server.start(
+    xds, _ = await grpc_server.start(
         hub, settings.xds_address, max_connection_age=settings.max_connection_age
     )
     log.info(

@@ -139,7 +139,8 @@ class XdsServicer:
 
 async def start(
     hub: Hub, address: str, *, max_connection_age: float | None = None
-) -> grpc.aio.Server:
+) -> tuple[grpc.aio.Server, int]:
+    """Serve xDS on `address` (port 0 picks one); returns the server and its port."""
     options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", 64 << 20),
         ("grpc.max_receive_message_length", 16 << 20),
@@ -152,7 +153,8 @@ async def start(
         ]
     server = grpc.aio.server(options=options)
     server.add_generic_rpc_handlers(XdsServicer(hub).handlers())
-    if server.add_insecure_port(address) == 0:
+    port = server.add_insecure_port(address)
+    if port == 0:
         raise OSError(f"cannot listen for xDS on {address}")
     await server.start()
-    return server
+    return server, port
