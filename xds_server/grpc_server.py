@@ -96,7 +96,7 @@ class XdsServicer:
         async def handle(
             requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[bytes]:
-            stream = kind(self.hub.view, self.control_plane_id)
+            stream = kind(self.hub, self.control_plane_id)
             conn = self.hub.connect(stream, context.peer())
             reader = asyncio.create_task(self._read(requests, conn, only))
             try:

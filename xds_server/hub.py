@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from api.contract import SHORT_TYPE_NAMES, NodeProfile
@@ -24,6 +24,7 @@ from xds_server.snapshot import Snapshot, View
 
 log = logging.getLogger("xds_server.hub")
 CLOSE = object()  # queued to end a stream
+HISTORY = 64  # snapshots whose changes are remembered, so streams catch up incrementally
 
 
 @dataclass(eq=False)
@@ -42,10 +43,21 @@ class Hub:
         self.connections: dict[int, Connection] = {}
         self._ids = itertools.count(1)
         self._published_at: dict[int, float] = {0: time.monotonic()}
+        self._changes: dict[int, Mapping[str, frozenset[str]] | None] = {}
         self.on_publish: list[Callable[[Snapshot], None]] = []
 
     def view(self, profile: NodeProfile) -> tuple[int, View]:
         return self.snapshot.version, self.snapshot.view(profile)
+
+    def changes_since(self, version: int, type_url: str) -> frozenset[str] | None:
+        """Shared names of `type_url` that changed after `version`; None if not remembered."""
+        out: set[str] = set()
+        for v in range(version + 1, self.snapshot.version + 1):
+            changes = self._changes.get(v)
+            if changes is None:
+                return None
+            out |= changes.get(type_url, frozenset())
+        return frozenset(out)
 
     def connect(self, stream: Stream, peer: str) -> Connection:
         conn = Connection(next(self._ids), stream, peer)
@@ -66,8 +78,10 @@ class Hub:
         self.snapshot = snapshot
         snapshot.release_reuse()
         self._published_at[snapshot.version] = started
-        for old in [v for v in self._published_at if v < snapshot.version - 64]:
+        self._changes[snapshot.version] = snapshot.changes
+        for old in [v for v in self._published_at if v < snapshot.version - HISTORY]:
             del self._published_at[old]
+            self._changes.pop(old, None)
         for conn in list(self.connections.values()):
             self.deliver(conn, conn.stream.refresh())
         self.metrics.push_seconds.observe(time.monotonic() - started)

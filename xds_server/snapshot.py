@@ -50,7 +50,12 @@ class Entry:
     @classmethod
     def encode(cls, type_url: str, name: str, message: Message) -> Entry:
         payload = message.SerializeToString(deterministic=True)
-        version = hashlib.blake2b(payload, digest_size=8).hexdigest()
+        return cls.build(type_url, name, message, payload, payload_version(payload))
+
+    @classmethod
+    def build(
+        cls, type_url: str, name: str, message: Message, payload: bytes, version: str
+    ) -> Entry:
         return cls(
             type_url=type_url,
             name=name,
@@ -62,14 +67,24 @@ class Entry:
         )
 
 
+def payload_version(payload: bytes) -> str:
+    return hashlib.blake2b(payload, digest_size=8).hexdigest()
+
+
 Entries = Mapping[str, Entry]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class View:
-    """What one node profile is served, per type URL."""
+    """What one node profile is served, per type URL.
+
+    `node_names` are the names, per type, of the resources that belong to
+    this profile alone (its listeners, routes, inbound cluster); every other
+    entry is shared, and its changes are the snapshot's `changes`.
+    """
 
     by_type: Mapping[str, Entries]
+    node_names: Mapping[str, frozenset[str]]
 
     def get(self, type_url: str) -> Entries:
         return self.by_type.get(type_url, _EMPTY)
@@ -95,6 +110,10 @@ class Snapshot:
         self._reuse = previous._all_entries() if previous is not None else {}
         self._shared = {t: self._encode(t, ms) for t, ms in shared.by_type().items() if ms}
         self._views: dict[NodeProfile, View] = {}
+        # Per type, the shared names that differ from the previous snapshot (None: unknown).
+        self.changes: Mapping[str, frozenset[str]] | None = (
+            None if previous is None else _changes(previous._shared, self._shared)
+        )
 
     def view(self, profile: NodeProfile) -> View:
         """The consistent view for `profile`; raises InconsistentSnapshot."""
@@ -103,6 +122,7 @@ class Snapshot:
             node = self._translate_node(profile)
             self.warnings.extend(w for w in node.warnings if w not in self.warnings)
             by_type: dict[str, Entries] = {}
+            node_names: dict[str, frozenset[str]] = {}
             for type_url in contract.PUSH_ORDER:
                 mine = self._encode(type_url, node.by_type()[type_url])
                 shared = self._shared.get(type_url, {})
@@ -111,7 +131,8 @@ class Snapshot:
                     raise InconsistentSnapshot(f"node resources shadow shared ones: {clash}")
                 merged = {**shared, **mine} if mine else shared
                 by_type[type_url] = MappingProxyType(merged)
-            found = View(MappingProxyType(by_type))
+                node_names[type_url] = frozenset(mine)
+            found = View(MappingProxyType(by_type), MappingProxyType(node_names))
             check_consistent(found)
             self._views[profile] = found
         return found
@@ -126,9 +147,12 @@ class Snapshot:
     def _encode(self, type_url: str, messages: Mapping[str, Message]) -> dict[str, Entry]:
         out: dict[str, Entry] = {}
         for name, message in messages.items():
-            entry = Entry.encode(type_url, name, message)
+            payload = message.SerializeToString(deterministic=True)
+            version = payload_version(payload)
             old = self._reuse.get((type_url, name))
-            out[name] = old if old is not None and old.version == entry.version else entry
+            if old is None or old.version != version:
+                old = Entry.build(type_url, name, message, payload, version)
+            out[name] = old
         return out
 
     def _all_entries(self) -> dict[tuple[str, str], Entry]:
@@ -137,6 +161,18 @@ class Snapshot:
             for entries in view.by_type.values():
                 out.update(((e.type_url, e.name), e) for e in entries.values())
         return out
+
+
+def _changes(
+    old: Mapping[str, Mapping[str, Entry]], new: Mapping[str, Mapping[str, Entry]]
+) -> dict[str, frozenset[str]]:
+    out = {}
+    for type_url in contract.PUSH_ORDER:
+        before, after = old.get(type_url, _EMPTY), new.get(type_url, _EMPTY)
+        changed = {n for n, e in after.items() if before.get(n) is not e}
+        changed.update(n for n in before if n not in after)
+        out[type_url] = frozenset(changed)
+    return out
 
 
 def check_consistent(view: View) -> None:

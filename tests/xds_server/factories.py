@@ -49,18 +49,32 @@ def node(node_id: str = NODE_ID, profile: NodeProfile = PROFILE) -> Any:
 
 
 class Views:
-    """A stand-in for the hub's view source, holding one snapshot at a time."""
+    """A stand-in for the hub as a view source: publishes models, remembers changes."""
 
-    def __init__(self, m: Model) -> None:
+    def __init__(self, m: Model, *, remember: bool = True) -> None:
         self.snapshot: Snapshot = build_snapshot(m, 1, contract.CLUSTER_DOMAIN)
+        self.remember = remember
+        self.history: dict[int, Snapshot] = {1: self.snapshot}
 
     def publish(self, m: Model) -> None:
         self.snapshot = build_snapshot(
             m, self.snapshot.version + 1, contract.CLUSTER_DOMAIN, self.snapshot
         )
+        self.history[self.snapshot.version] = self.snapshot
 
-    def __call__(self, profile: NodeProfile) -> tuple[int, View]:
+    def view(self, profile: NodeProfile) -> tuple[int, View]:
         return self.snapshot.version, self.snapshot.view(profile)
+
+    def changes_since(self, version: int, type_url: str) -> frozenset[str] | None:
+        if not self.remember:
+            return None
+        out: set[str] = set()
+        for v in range(version + 1, self.snapshot.version + 1):
+            changes = self.history[v].changes
+            if changes is None:
+                return None
+            out |= changes[type_url]
+        return frozenset(out)
 
 
 def sotw(

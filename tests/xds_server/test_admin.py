@@ -18,7 +18,7 @@ from xds_server.protocol.stream import SotwStream
 def connected() -> tuple[Hub, SotwStream]:
     hub = Hub()
     Pipeline(hub).publish_now(model(("a", ("127.0.0.11",))))
-    stream = SotwStream(hub.view)
+    stream = SotwStream(hub)
     conn = hub.connect(stream, "ipv4:127.0.0.1:5555")
     [cds] = stream.receive(sotw(contract.TYPE_CLUSTER)).responses
     hub.account(stream.receive(sotw(contract.TYPE_CLUSTER, nonce=cds.nonce, version=cds.version)))

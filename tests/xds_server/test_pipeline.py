@@ -75,7 +75,7 @@ def test_an_inconsistent_snapshot_is_refused_and_the_last_good_stays(
     pipeline = Pipeline(hub)
     assert pipeline.publish_now(model(("a", ("127.0.0.11",))))
     good = hub.snapshot
-    stream = SotwStream(hub.view)
+    stream = SotwStream(hub)
     stream.profile = PROFILE  # a proxy of this profile is connected
     hub.connect(stream, "test")
 

@@ -28,7 +28,7 @@ The rules, for every type URL on a stream:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from api import contract
@@ -89,13 +89,16 @@ class TypeState:
     wildcard: bool = False
     names: set[str] = field(default_factory=set)
     sent: dict[str, Entry] = field(default_factory=dict)  # what the proxy was last sent
-    known: dict[str, str] = field(default_factory=dict)  # Delta: name -> version it holds
+    known: dict[str, str] = field(default_factory=dict)  # Delta: versions it had on reconnect
     nonce: str = ""
     version: str = ""  # version of the last response
     snapshot_version: int = -1  # snapshot the last response came from
     acked_version: str = ""
     answered: bool = False  # R5: a wildcard type's first response went out
     nack: Nack | None = None
+    synced: int = -1  # the snapshot version `sent` was last compared with
+    dirty: bool = True  # subscriptions or the parent changed: compare everything next time
+    _refs: frozenset[str] | None = None
 
     def step(self, what: Input) -> None:
         try:
@@ -106,24 +109,62 @@ class TypeState:
                 f"{what.value} is not allowed while {self.phase.value}"
             ) from None
 
-    def desired(self, view: View, states: Mapping[str, TypeState]) -> dict[str, Entry]:
-        """What the proxy should hold of this type now (R6 included)."""
-        entries: Entries = view.get(self.type_url)
-        if self.wildcard:
-            out = dict(entries)
-            out.update((n, entries[n]) for n in self.names if n in entries)
-        else:
-            out = {n: entries[n] for n in self.names if n in entries}
-        parent = states.get(PARENT.get(self.type_url, ""))
-        if parent is not None:
-            for held in parent.sent.values():
-                for name in held.refs:
-                    if name not in out and name in self.sent and self._subscribed(name):
-                        out[name] = self.sent[name]
-        return out
+    def diff(
+        self, view: View, states: Mapping[str, TypeState], candidates: Iterable[str] | None
+    ) -> tuple[dict[str, Entry], set[str]]:
+        """What changed for the proxy: entries to send, and names it should drop.
 
-    def _subscribed(self, name: str) -> bool:
-        return self.wildcard or name in self.names
+        Only `candidates` are looked at (the names that changed since the
+        proxy was last in sync); None compares everything.
+        """
+        entries: Entries = view.get(self.type_url)
+        if candidates is None:
+            held_names = self.sent.keys() | self.known.keys()
+            names: Iterable[str] = (
+                entries.keys() | self.names | held_names
+                if self.wildcard
+                else self.names | held_names
+            )
+        else:
+            names = candidates
+        parent = states.get(PARENT.get(self.type_url, ""))
+        held = parent.held_refs() if parent is not None else frozenset()
+        changed: dict[str, Entry] = {}
+        removed: set[str] = set()
+        for name in names:
+            subscribed = self.wildcard or name in self.names
+            want = entries.get(name) if subscribed else None
+            have = self.sent.get(name)
+            if want is None and have is not None and subscribed and name in held:
+                want = have  # R6: still named by what the proxy holds of the parent type
+            have_version = have.version if have is not None else self.known.get(name)
+            if want is None:
+                if have_version is not None:
+                    removed.add(name)
+            elif have_version != want.version:
+                changed[name] = want
+        return changed, removed
+
+    def held_refs(self) -> frozenset[str]:
+        """Every name the resources last sent of this type refer to."""
+        if self._refs is None:
+            refs: set[str] = set()
+            for entry in self.sent.values():
+                refs |= entry.refs
+            self._refs = frozenset(refs)
+        return self._refs
+
+    def record_sent(self, changed: Mapping[str, Entry], removed: Iterable[str]) -> None:
+        for name in removed:
+            self.sent.pop(name, None)
+            self.known.pop(name, None)
+        for name in changed:
+            self.known.pop(name, None)
+        self.sent.update(changed)
+        self._refs = None
+
+
+CHILD = {parent: child for child, parent in PARENT.items()}
 
 
 @dataclass(frozen=True, slots=True)

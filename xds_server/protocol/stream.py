@@ -8,9 +8,7 @@ published and returns what must be pushed (often nothing: R5).
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from google.protobuf.json_format import MessageToDict
 
@@ -18,6 +16,7 @@ from api import contract
 from api.contract import NodeProfile
 from xds_server import wire
 from xds_server.protocol.state import (
+    CHILD,
     WILDCARD_TYPES,
     Ack,
     Input,
@@ -30,8 +29,17 @@ from xds_server.protocol.state import (
 )
 from xds_server.snapshot import Entry, View
 
-ViewSource = Callable[[NodeProfile], tuple[int, View]]
 KNOWN_TYPES = frozenset(contract.PUSH_ORDER)
+
+
+class ViewSource(Protocol):
+    """Where a stream finds the current snapshot (the hub, or a test double)."""
+
+    def view(self, profile: NodeProfile) -> tuple[int, View]:
+        """The current snapshot's version and its view for `profile`."""
+
+    def changes_since(self, version: int, type_url: str) -> frozenset[str] | None:
+        """Shared names of `type_url` changed after `version`; None if not known."""
 
 
 class Stream:
@@ -56,15 +64,39 @@ class Stream:
         """Responses that the latest snapshot calls for, in PUSH_ORDER (R7)."""
         if self.profile is None:
             return []
-        snapshot_version, view = self._views(self.profile)
+        version, view = self._views.view(self.profile)
         out: list[Response] = []
         for type_url in contract.PUSH_ORDER:
             state = self.states.get(type_url)
-            if state is not None and state.phase is Phase.WAITING:
-                response = self._maybe_respond(state, view, snapshot_version)
-                if response is not None:
-                    out.append(response)
+            if state is None or state.phase is not Phase.WAITING:
+                continue
+            if state.synced == version and not state.dirty:
+                continue
+            response = self._respond(state, view, version)
+            if response is not None:
+                out.append(response)
         return out
+
+    def _respond(self, state: TypeState, view: View, version: int) -> Response | None:
+        candidates: set[str] | None = None
+        if not state.dirty and state.synced >= 0:
+            changed_shared = self._views.changes_since(state.synced, state.type_url)
+            if changed_shared is not None:
+                candidates = set(changed_shared) | view.node_names.get(state.type_url, set())
+        changed, removed = state.diff(view, self.states, candidates)
+        first = state.wildcard and not state.answered
+        state.synced, state.dirty = version, False
+        if not (changed or removed or first):
+            return None
+        state.record_sent(changed, removed)
+        child = self.states.get(CHILD.get(state.type_url, ""))
+        if child is not None:
+            child.dirty = True  # R6: what it may keep has changed
+        response = self._encode(state, changed, removed, version)
+        state.answered = True
+        if response is not None:
+            state.step(Input.SEND)
+        return response
 
     def _learn_node(self, node: Any) -> None:
         if self.profile is not None:
@@ -102,92 +134,68 @@ class Stream:
             step.acks.append(Ack(state.type_url, version, state.snapshot_version))
         return True
 
-    def _maybe_respond(
-        self, state: TypeState, view: View, snapshot_version: int
-    ) -> Response | None:
-        desired = state.desired(view, self.states)
-        response = self._encode(state, desired, snapshot_version)
-        if response is None:
-            return None
-        state.step(Input.SEND)
-        return response
-
     def _next_nonce(self) -> str:
         self._nonce += 1
         return str(self._nonce)
 
     def _encode(
-        self, state: TypeState, desired: dict[str, Entry], snapshot_version: int
+        self, state: TypeState, changed: dict[str, Entry], removed: set[str], version: int
     ) -> Response | None:
         raise NotImplementedError
 
 
-def content_version(entries: Iterable[Entry]) -> str:
-    """A version string that changes exactly when the content changes."""
-    h = hashlib.blake2b(digest_size=8)
-    for e in sorted(entries, key=lambda e: e.name):
-        h.update(e.name.encode())
-        h.update(e.version.encode())
-    return h.hexdigest()
-
-
 class SotwStream(Stream):
-    """State of the World: every response carries the whole subscribed set."""
+    """State of the World.
+
+    LDS and CDS responses carry every resource the proxy should hold; EDS
+    and RDS responses carry only what changed, as the xDS protocol allows
+    for those types (a resource left out of them is not removed).
+    """
 
     def receive(self, request: Any) -> Step:
         step = Step()
         self._learn_node(request.node)
         state = self._state(request.type_url)
-        names = set(request.resource_names)
         if request.response_nonce:
-            if not self._on_reply(
-                state,
-                request.response_nonce,
-                request.error_detail if request.HasField("error_detail") else None,
-                request.version_info,
-                step,
-            ):
+            error = request.error_detail if request.HasField("error_detail") else None
+            if not self._on_reply(state, request.response_nonce, error, request.version_info, step):
                 return step
         else:
             state.step(Input.SUBSCRIBE)
-        state.names = names - {"*"}
-        state.wildcard = request.type_url in WILDCARD_TYPES and (not names or "*" in names)
+        names = set(request.resource_names)
+        wildcard = request.type_url in WILDCARD_TYPES and (not names or "*" in names)
+        names.discard("*")
+        if names != state.names or wildcard != state.wildcard:
+            state.names, state.wildcard, state.dirty = names, wildcard, True
         step.responses.extend(self.refresh())
         return step
 
     def _encode(
-        self, state: TypeState, desired: dict[str, Entry], snapshot_version: int
+        self, state: TypeState, changed: dict[str, Entry], removed: set[str], version: int
     ) -> Response | None:
-        first = state.wildcard and not state.answered
-        if (
-            not first
-            and desired.keys() == state.sent.keys()
-            and all(
-                desired[n] is state.sent[n] or desired[n].version == state.sent[n].version
-                for n in desired
-            )
-        ):
-            return None
-        entries = [desired[n] for n in sorted(desired)]
-        version = content_version(entries)
+        if state.type_url in WILDCARD_TYPES:
+            entries = [state.sent[n] for n in sorted(state.sent)]
+        elif changed:
+            entries = [changed[n] for n in sorted(changed)]
+        else:
+            return None  # only removals, which State of the World cannot say for this type
         nonce = self._next_nonce()
+        text = str(version)
         payload = wire.sotw_response(
-            version,
+            text,
             state.type_url,
             nonce,
             (e.sotw for e in entries),
             wire.control_plane(self._identifier, 6),
         )
-        state.sent = desired
-        state.answered = True
-        state.nonce, state.version, state.snapshot_version = nonce, version, snapshot_version
+        state.nonce, state.version, state.snapshot_version = nonce, text, version
         return Response(
             state.type_url,
-            version,
+            text,
             nonce,
             payload,
-            tuple(sorted(desired)),
-            snapshot_version=snapshot_version,
+            tuple(e.name for e in entries),
+            snapshot_version=version,
         )
 
 
@@ -201,13 +209,8 @@ class DeltaStream(Stream):
         self._learn_node(request.node)
         state = self._state(request.type_url)
         if request.response_nonce:
-            if not self._on_reply(
-                state,
-                request.response_nonce,
-                request.error_detail if request.HasField("error_detail") else None,
-                state.version,
-                step,
-            ):
+            error = request.error_detail if request.HasField("error_detail") else None
+            if not self._on_reply(state, request.response_nonce, error, state.version, step):
                 return step
         else:
             first = state.phase is Phase.IDLE
@@ -216,48 +219,42 @@ class DeltaStream(Stream):
                 state.known.update(request.initial_resource_versions)
                 if request.type_url in WILDCARD_TYPES and not request.resource_names_subscribe:
                     state.wildcard = True
+                state.dirty = True
         subscribe = set(request.resource_names_subscribe)
         unsubscribe = set(request.resource_names_unsubscribe)
+        if subscribe or unsubscribe:
+            state.dirty = True
         if "*" in subscribe:
             state.wildcard = True
         if "*" in unsubscribe:
             state.wildcard = False
         state.names |= subscribe - {"*"}
         state.names -= unsubscribe
-        for name in unsubscribe:
-            state.known.pop(name, None)
-            state.sent.pop(name, None)
+        if unsubscribe:
+            state.record_sent({}, unsubscribe)
         step.responses.extend(self.refresh())
         return step
 
     def _encode(
-        self, state: TypeState, desired: dict[str, Entry], snapshot_version: int
+        self, state: TypeState, changed: dict[str, Entry], removed: set[str], version: int
     ) -> Response | None:
-        first = state.wildcard and not state.answered
-        changed = [desired[n] for n in sorted(desired) if state.known.get(n) != desired[n].version]
-        removed = sorted(n for n in state.known if n not in desired)
-        if not changed and not removed and not first:
-            return None
         nonce = self._next_nonce()
-        version = str(snapshot_version)
+        text = str(version)
         payload = wire.delta_response(
-            version,
+            text,
             state.type_url,
             nonce,
-            (e.delta for e in changed),
-            removed,
+            (changed[n].delta for n in sorted(changed)),
+            sorted(removed),
             wire.control_plane(self._identifier, 7),
         )
-        state.sent = desired
-        state.known = {n: e.version for n, e in desired.items()}
-        state.answered = True
-        state.nonce, state.version, state.snapshot_version = nonce, version, snapshot_version
+        state.nonce, state.version, state.snapshot_version = nonce, text, version
         return Response(
             state.type_url,
-            version,
+            text,
             nonce,
             payload,
-            tuple(e.name for e in changed),
-            tuple(removed),
-            snapshot_version,
+            tuple(sorted(changed)),
+            tuple(sorted(removed)),
+            version,
         )

@@ -70,6 +70,6 @@ def test_unsubscribe_forgets_and_nack_is_recorded() -> None:
     step = stream.receive(delta(EDS, nonce=eds.nonce, error="cannot"))
     assert [n.message for _, n in step.nacks] == ["cannot"]
     assert stream.receive(delta(EDS, unsubscribe=(cluster("b"),))).responses == []
-    assert set(stream.states[EDS].known) == {cluster("a")}
+    assert set(stream.states[EDS].sent) == {cluster("a")}
     views.publish(model(("a", ("127.0.0.11",)), ("b", ("127.0.0.19",))))
     assert stream.refresh() == [], "b's change does not concern a proxy that left it"
