@@ -23,36 +23,22 @@ from pydp.router.finalize import (
 )
 from pydp.router.headers import AppendAction, FormatContext, HeaderMutation, apply_mutations
 from pydp.router.matchers import HeaderMatcher
-from pydp.router.policies import (
-    CookieHash,
-    HashPolicy,
-    HeaderHash,
-    QueryParameterHash,
-    RetryPolicy,
-    SourceIpHash,
-)
 from pydp.router.table import RouteTable
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "NO_ROUTE",
     "AppendAction",
-    "CookieHash",
     "Decision",
     "DirectResponse",
     "FormatContext",
     "Forward",
     "ForwardPolicy",
-    "HashPolicy",
-    "HeaderHash",
     "HeaderMatcher",
     "HeaderMutation",
     "NoRoute",
-    "QueryParameterHash",
     "Redirect",
-    "RetryPolicy",
     "RouteTable",
-    "SourceIpHash",
     "apply_mutations",
     "compile_route_config",
     "finalize_request_headers",

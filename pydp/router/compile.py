@@ -19,11 +19,12 @@ from pydp.router.matchers import (
     compile_path_spec,
     compile_query_matcher,
 )
-from pydp.router.policies import RetryPolicy, compile_retry_policy
+from pydp.router.policies import compile_retry
 from pydp.router.replies import compile_direct, compile_redirect
 from pydp.router.scope import RouteScope, filter_configs
 from pydp.router.table import Action, RouteEntry, RouteTable, VirtualHost
 from pydp.router.vhosts import VirtualHostTable
+from pydp.upstream.retry import RetryPolicy
 
 DEFAULT_MAX_DIRECT_RESPONSE_BODY = 4096
 
@@ -227,7 +228,7 @@ def _vhost(vhost: Any, where: Where, levels: _Levels) -> VirtualHost:
     )
     retry = None
     if vhost.HasField("retry_policy"):
-        retry = compile_retry_policy(vhost.retry_policy, where.at("retry_policy"))
+        retry = compile_retry(vhost.retry_policy, where.at("retry_policy"))
     configs = dict(levels.filter_configs)
     configs.update(filter_configs(vhost.typed_per_filter_config, where, levels.known_filters))
     routes = tuple(

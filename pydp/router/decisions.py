@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydp.router.headers import HeaderMutation
-from pydp.router.policies import HashPolicy, RetryPolicy
+from pydp.upstream.hashing import HashPolicy
+from pydp.upstream.retry import RetryPolicy
 
 DEFAULT_TIMEOUT = 15.0
 

@@ -26,7 +26,7 @@ from pydp.router._proto import Where, check_fields, duration_ms, header_name
 from pydp.router.decisions import Forward, ForwardPolicy
 from pydp.router.headers import HeaderMutation, compile_mutation
 from pydp.router.matchers import PathSpec
-from pydp.router.policies import HashPolicy, compile_hash_policy, compile_retry_policy
+from pydp.router.policies import compile_hashes, compile_retry
 from pydp.router.redirect import rewrite_route_path
 from pydp.router.regex import Rewrite
 from pydp.router.request import RequestView
@@ -217,12 +217,7 @@ def compile_forward(
         idle = duration_ms(proto.idle_timeout, where.at("idle_timeout")) / 1000
     retry = scope.retry_policy
     if proto.HasField("retry_policy"):
-        retry = compile_retry_policy(proto.retry_policy, where.at("retry_policy"))
-    hashes: list[HashPolicy] = []
-    for i, hash_proto in enumerate(proto.hash_policy):
-        hash_policy = compile_hash_policy(hash_proto, where.at("hash_policy", i))
-        if hash_policy is not None:
-            hashes.append(hash_policy)
+        retry = compile_retry(proto.retry_policy, where.at("retry_policy"))
     not_found = _NOT_FOUND_CODES.get(proto.cluster_not_found_response_code)
     if not_found is None:
         raise where.at("cluster_not_found_response_code").error("value must be a defined enum")
@@ -238,7 +233,7 @@ def compile_forward(
         timeout=timeout,
         idle_timeout=idle,
         retry_policy=retry,
-        hash_policies=tuple(hashes),
+        hash_policies=compile_hashes(proto.hash_policy, where.at("hash_policy")),
         include_attempt_count_in_request=scope.include_attempt_count_in_request,
         include_attempt_count_in_response=scope.include_attempt_count_in_response,
         include_is_timeout_retry_header=scope.include_is_timeout_retry_header,

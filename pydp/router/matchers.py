@@ -17,7 +17,7 @@ from typing import Any
 
 from pydp.router._proto import Where, check_fields, header_name
 from pydp.router.regex import compile_regex_matcher
-from pydp.router.request import HeaderView, RequestView
+from pydp.router.request import Headers, HeaderView, RequestView
 
 StringTest = Callable[[bytes], bool]
 PathTest = Callable[[bytes], bool]
@@ -124,6 +124,10 @@ class HeaderMatcher:
             values = [b""]
         matched = self.present if test is None else any(test(v) for v in values)
         return matched != self.invert
+
+    def __call__(self, headers: Headers) -> bool:
+        """`matches` on a plain header list: a `pydp.upstream.retry.HeaderPredicate`."""
+        return self.matches(HeaderView(headers))
 
 
 _HEADER_FIELDS = (

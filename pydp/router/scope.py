@@ -8,7 +8,7 @@ from typing import Any
 
 from pydp.router._proto import Where
 from pydp.router.headers import HeaderMutation
-from pydp.router.policies import RetryPolicy
+from pydp.upstream.retry import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)

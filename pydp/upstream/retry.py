@@ -38,7 +38,7 @@ from typing import Any
 
 from pydp.errors import ConfigError
 from pydp.upstream.breakers import CircuitBreakers, RoutingPriority
-from pydp.upstream.fields import duration_or, reject_unknown, wrapped
+from pydp.upstream.fields import reject_unknown, wrapped
 from pydp.upstream.hosts import Host
 from pydp.upstream.lb_base import LbContext
 
@@ -68,7 +68,6 @@ GRPC_RETRY_ON = {
     "unavailable": 14,
 }
 DEFAULT_BASE_INTERVAL = 0.025
-PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
 PREVIOUS_HOSTS_TYPE = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
 RETRY_REQUEST_HEADERS = (
     b"x-envoy-retry-on",
@@ -89,12 +88,14 @@ def parse_retry_on(value: str, grpc: bool = False) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """A route's retry policy, typed. Times are in seconds.
+    """A route's or virtual host's retry policy, typed. Times are in seconds.
 
-    `retry_on` holds HTTP and gRPC tokens (`5xx`, `unavailable`, ...);
-    `retriable_headers` / `retriable_request_headers` are compiled header
-    matchers over (name, value) pairs; `retry_previous_hosts` is the
-    `previous_hosts` retry host predicate.
+    `retry_on` holds the known HTTP and gRPC tokens (`5xx`, `unavailable`, ...);
+    Envoy ignores unknown ones. `per_try_timeout` / `per_try_idle_timeout` are
+    None when unset or 0 (disabled). `base_interval` / `max_interval` are None
+    when not configured (25 ms, and 10x base). `retriable_headers` /
+    `retriable_request_headers` are compiled header matchers over (name, value)
+    pairs; `retry_previous_hosts` is the `previous_hosts` retry host predicate.
     """
 
     retry_on: frozenset[str] = frozenset()
@@ -152,10 +153,14 @@ def compile_retry_policy(
     field_path: str = "retry_policy",
     compile_header_matcher: Callable[[Any, str], HeaderPredicate] | None = None,
 ) -> RetryPolicy:
-    """Compile a route `RetryPolicy`; header matchers are compiled by the caller's function."""
+    """Compile a route `RetryPolicy`; every error names `field_path` and the field below it.
+
+    `compile_header_matcher(proto, path)` compiles the entries of
+    `retriable_headers` and `retriable_request_headers` (the router passes its
+    own header matchers); without it they are refused.
+    """
     path = field_path + "."
     reject_unknown(pb, _POLICY_FIELDS, resource, path)
-    tokens = parse_retry_on(pb.retry_on) | parse_retry_on(pb.retry_on, grpc=True)
     predicates: dict[str, list[HeaderPredicate]] = {
         "retriable_headers": [],
         "retriable_request_headers": [],
@@ -167,46 +172,75 @@ def compile_retry_policy(
                     resource, f"{path}{name}", "header matchers are not supported here"
                 )
             matchers.append(compile_header_matcher(matcher, f"{path}{name}[{i}]"))
-    previous_hosts = False
     for i, predicate in enumerate(pb.retry_host_predicate):
-        type_name = predicate.typed_config.type_url.rsplit("/", 1)[-1]
-        if predicate.name != PREVIOUS_HOSTS and type_name != PREVIOUS_HOSTS_TYPE:
-            raise ConfigError(
-                resource,
-                f"{path}retry_host_predicate[{i}]",
-                f"unsupported retry host predicate {predicate.name or type_name}",
-            )
-        previous_hosts = True
+        _check_host_predicate(predicate, resource, f"{path}retry_host_predicate[{i}]")
     base = max_interval = None
     if pb.HasField("retry_back_off"):
-        reject_unknown(
-            pb.retry_back_off, {"base_interval", "max_interval"}, resource, path + "retry_back_off."
-        )
-        if not pb.retry_back_off.HasField("base_interval"):
-            raise ConfigError(resource, path + "retry_back_off.base_interval", "is required")
-        base = max(0.001, duration_or(pb.retry_back_off, "base_interval", None) or 0.0)
-        max_interval = duration_or(pb.retry_back_off, "max_interval", None)
-        if max_interval is not None and max_interval < base:
-            raise ConfigError(
-                resource,
-                path + "retry_back_off.max_interval",
-                "retry_policy.max_interval must greater than or equal to the base_interval",
-            )
+        base, max_interval = _back_off(pb.retry_back_off, resource, path + "retry_back_off.")
+    per_try = _duration_ms(pb, "per_try_timeout", resource, path)
+    per_try_idle = _duration_ms(pb, "per_try_idle_timeout", resource, path)
     return RetryPolicy(
-        retry_on=tokens,
+        retry_on=parse_retry_on(pb.retry_on) | parse_retry_on(pb.retry_on, grpc=True),
         num_retries=int(wrapped(pb, "num_retries", 1)),
-        per_try_timeout=duration_or(pb, "per_try_timeout", None),
-        per_try_idle_timeout=duration_or(pb, "per_try_idle_timeout", None),
-        retriable_status_codes=tuple(pb.retriable_status_codes),
+        per_try_timeout=per_try / 1000 if per_try else None,
+        per_try_idle_timeout=per_try_idle / 1000 if per_try_idle else None,
+        retriable_status_codes=tuple(int(code) for code in pb.retriable_status_codes),
         base_interval=base,
         max_interval=max_interval,
         retriable_headers=tuple(predicates["retriable_headers"]),
         retriable_request_headers=tuple(predicates["retriable_request_headers"]),
-        host_selection_retry_max_attempts=(
-            int(pb.host_selection_retry_max_attempts) if pb.host_selection_retry_max_attempts else 1
-        ),
-        retry_previous_hosts=previous_hosts,
+        host_selection_retry_max_attempts=int(pb.host_selection_retry_max_attempts) or 1,
+        retry_previous_hosts=bool(pb.retry_host_predicate),
     )
+
+
+def _check_host_predicate(predicate: Any, resource: str, path: str) -> None:
+    """Envoy looks the predicate up by the type of `typed_config` alone, never by name."""
+    reject_unknown(predicate, {"name", "typed_config"}, resource, path + ".")
+    type_name = predicate.typed_config.type_url.rsplit("/", 1)[-1]
+    if not type_name:
+        raise ConfigError(
+            resource,
+            path,
+            f"Didn't find a registered implementation for '{predicate.name}' with type URL: ''",
+        )
+    if type_name != PREVIOUS_HOSTS_TYPE:
+        raise ConfigError(resource, path, f"unsupported retry host predicate {type_name}")
+
+
+def _back_off(back_off: Any, resource: str, path: str) -> tuple[float, float | None]:
+    """(base, max) seconds; Envoy truncates to milliseconds, then raises 0 ms to 1 ms."""
+    reject_unknown(back_off, {"base_interval", "max_interval"}, resource, path)
+    if not back_off.HasField("base_interval"):
+        raise ConfigError(resource, path + "base_interval", "value is required")
+    base_ms = _positive_ms(back_off, "base_interval", resource, path)
+    if not back_off.HasField("max_interval"):
+        return base_ms / 1000, None
+    max_ms = _positive_ms(back_off, "max_interval", resource, path)
+    if max_ms < base_ms:
+        raise ConfigError(
+            resource,
+            path + "max_interval",
+            "retry_policy.max_interval must greater than or equal to the base_interval",
+        )
+    return base_ms / 1000, max_ms / 1000
+
+
+def _positive_ms(msg: Any, field: str, resource: str, path: str) -> int:
+    value = getattr(msg, field)
+    if value.seconds < 0 or (value.seconds == 0 and value.nanos <= 0):
+        raise ConfigError(resource, path + field, "value must be greater than 0s")
+    return max(_duration_ms(msg, field, resource, path), 1)
+
+
+def _duration_ms(msg: Any, field: str, resource: str, path: str) -> int:
+    """A Duration field in whole milliseconds, truncated as Envoy does; 0 when unset."""
+    value = getattr(msg, field)
+    if value.seconds < 0 or value.nanos < 0:
+        raise ConfigError(resource, path + field, "duration must not be negative")
+    if value.nanos >= 1_000_000_000:
+        raise ConfigError(resource, path + field, "duration nanos out of range")
+    return int(value.seconds) * 1000 + int(value.nanos) // 1_000_000
 
 
 class JitteredExponentialBackOff:

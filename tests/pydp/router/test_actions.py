@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import random
 from collections import Counter
 from typing import Any
 
@@ -8,18 +9,22 @@ from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 
 from pydp.errors import ConfigError
 from pydp.router import (
-    CookieHash,
     DirectResponse,
     Forward,
-    HeaderHash,
-    QueryParameterHash,
     Redirect,
-    RetryPolicy,
-    SourceIpHash,
     finalize_request_headers,
     local_reply_headers,
 )
-from pydp.router.policies import PREVIOUS_HOSTS
+from pydp.upstream.breakers import CircuitBreakers
+from pydp.upstream.digest import xxh64
+from pydp.upstream.hashing import (
+    CookieHash,
+    HeaderHash,
+    QueryParameterHash,
+    SourceIpHash,
+    compute_hash,
+)
+from pydp.upstream.retry import RetryPolicy, RetryState
 from tests.pydp.router.util import one_route, request, table
 
 PREVIOUS_HOSTS_TYPE = (
@@ -195,18 +200,57 @@ def test_retry_policy_fields_and_defaults() -> None:
     }
     retry = _forward({"cluster": "c", "retry_policy": policy}).policy.retry_policy
     assert retry == RetryPolicy(
-        retry_on=("5xx", "connect-failure", "retriable-status-codes"),
+        retry_on=frozenset({"5xx", "connect-failure", "retriable-status-codes"}),
         num_retries=1,
         per_try_timeout=0.25,
         retriable_status_codes=(409,),
         base_interval=0.1,
-        max_interval=1.0,
         host_selection_retry_max_attempts=3,
-        retry_host_predicates=(PREVIOUS_HOSTS,),
+        retry_previous_hosts=True,
         retriable_headers=retry.retriable_headers if retry else (),
     )
     assert retry is not None and len(retry.retriable_headers) == 1
+    assert retry.backoff_ms() == (100, 1000)
     assert _forward({"cluster": "c"}).policy.retry_policy is None
+
+
+def test_retry_timeouts_and_back_off_are_whole_milliseconds() -> None:
+    policy = {
+        "retry_on": "5xx,bogus",
+        "per_try_timeout": "0.0009s",
+        "per_try_idle_timeout": "1.2349s",
+        "retry_back_off": {"base_interval": "0.0001s", "max_interval": "0.0002s"},
+    }
+    retry = _forward({"cluster": "c", "retry_policy": policy}).policy.retry_policy
+    assert retry is not None
+    assert retry.retry_on == {"5xx"}
+    assert retry.per_try_timeout is None
+    assert retry.per_try_idle_timeout == 1.234
+    assert retry.backoff_ms() == (1, 1)
+
+
+def test_retriable_headers_use_the_router_header_matchers() -> None:
+    policy = {
+        "retry_on": "retriable-headers",
+        "num_retries": 3,
+        "retriable_headers": [
+            {"name": "x-busy", "string_match": {"prefix": "YES", "ignore_case": True}}
+        ],
+        "retriable_request_headers": [{"name": ":method", "exact_match": "GET"}],
+    }
+    retry = _forward({"cluster": "c", "retry_policy": policy}).policy.retry_policy
+    assert retry is not None
+
+    def state(method: str) -> RetryState:
+        headers = request("/", "h", method=method)
+        s = RetryState.create(retry, CircuitBreakers(), random.Random(1), request_headers=headers)
+        assert s is not None
+        return s
+
+    get = state("GET")
+    assert not get.on_response(200, [(b"x-busy", b"no")]).retry
+    assert get.on_response(200, [(b"x-busy", b"no"), (b"x-busy", b"yes-now")]).retry
+    assert not state("POST").on_response(200, [(b"x-busy", b"yes")]).retry
 
 
 def test_route_retry_policy_replaces_the_virtual_host_one() -> None:
@@ -225,8 +269,8 @@ def test_route_retry_policy_replaces_the_virtual_host_one() -> None:
     inherited = t.route(request("/x"))
     own = t.route(request("/own"))
     assert isinstance(inherited, Forward) and isinstance(own, Forward)
-    assert inherited.policy.retry_policy == RetryPolicy(retry_on=("5xx",), num_retries=4)
-    assert own.policy.retry_policy == RetryPolicy(retry_on=("reset",), num_retries=1)
+    assert inherited.policy.retry_policy == RetryPolicy(retry_on=frozenset({"5xx"}), num_retries=4)
+    assert own.policy.retry_policy == RetryPolicy(retry_on=frozenset({"reset"}), num_retries=1)
 
 
 def test_hash_policies() -> None:
@@ -235,7 +279,6 @@ def test_hash_policies() -> None:
         {
             "cookie": {
                 "name": "sticky",
-                "ttl": "10s",
                 "path": "/",
                 "attributes": [{"name": "SameSite", "value": "Lax"}],
             },
@@ -247,10 +290,22 @@ def test_hash_policies() -> None:
     ]
     fwd = _forward({"cluster": "c", "hash_policy": policies})
     assert fwd.policy.hash_policies == (
-        HeaderHash(b"x-user", None, False),
-        CookieHash("sticky", 10.0, "/", (("SameSite", "Lax"),), True),
+        HeaderHash(b"x-user", False, None),
+        CookieHash(b"sticky", True),
         SourceIpHash(False),
         QueryParameterHash(b"id", False),
+    )
+
+
+def test_header_hash_rewrite_is_re2() -> None:
+    rewrite = {"pattern": {"regex": "^/(?<api>[a-z]+)/v[0-9]+\\z"}, "substitution": "\\1\\0"}
+    policies = [{"header": {"header_name": ":path", "regex_rewrite": rewrite}}]
+    fwd = _forward({"cluster": "c", "hash_policy": policies})
+    assert compute_hash(fwd.policy.hash_policies, request("/users/v2"), None) == xxh64(
+        b"users/users/v2"
+    )
+    assert compute_hash(fwd.policy.hash_policies, request("/users/v2/x"), None) == xxh64(
+        b"/users/v2/x"
     )
 
 

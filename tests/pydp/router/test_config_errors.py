@@ -244,13 +244,49 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "hash filter state",
         _action(cluster="c", hash_policy=[{"filter_state": {"key": "k"}}]),
         f"{R}.route.hash_policy[0].filter_state",
-        "unsupported field",
+        "hashing on filter state is not supported",
     ),
     (
         "hash empty",
         _action(cluster="c", hash_policy=[{"terminal": True}]),
         f"{R}.route.hash_policy[0]",
         "one of header, cookie",
+    ),
+    (
+        "hash cookie ttl",
+        _action(cluster="c", hash_policy=[{"cookie": {"name": "s", "ttl": "10s"}}]),
+        f"{R}.route.hash_policy[0].cookie.ttl",
+        "generating cookies is not supported",
+    ),
+    (
+        "hash cookie attribute",
+        _action(
+            cluster="c", hash_policy=[{"cookie": {"name": "s", "attributes": [{"value": "v"}]}}]
+        ),
+        f"{R}.route.hash_policy[0].cookie.attributes[0].name",
+        "value length must be at least 1 characters",
+    ),
+    (
+        "hash header name",
+        _action(cluster="c", hash_policy=[{"header": {"header_name": ""}}]),
+        f"{R}.route.hash_policy[0].header.header_name",
+        "value length must be at least 1 characters",
+    ),
+    (
+        "hash rewrite not re2",
+        _action(
+            cluster="c",
+            hash_policy=[
+                {
+                    "header": {
+                        "header_name": ":path",
+                        "regex_rewrite": {"pattern": {"regex": "(?=a)"}, "substitution": ""},
+                    }
+                }
+            ],
+        ),
+        f"{R}.route.hash_policy[0].header.regex_rewrite.pattern.regex",
+        "lookahead is not supported",
     ),
     (
         "wc zero",
@@ -312,19 +348,26 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "retry priority",
         _retry(retry_priority={"name": "p"}),
         f"{R}.route.retry_policy.retry_priority",
-        "unsupported field",
+        "not supported",
+    ),
+    (
+        "retry predicate by name",
+        _retry(retry_host_predicate=[{"name": "envoy.retry_host_predicates.previous_hosts"}]),
+        f"{R}.route.retry_policy.retry_host_predicate[0]",
+        "Didn't find a registered implementation for "
+        "'envoy.retry_host_predicates.previous_hosts' with type URL: ''",
     ),
     (
         "retry predicate",
-        _retry(retry_host_predicate=[{"name": "envoy.retry_host_predicates.omit_canary_hosts"}]),
+        _retry(retry_host_predicate=[{"name": "p", "typed_config": STRUCT}]),
         f"{R}.route.retry_policy.retry_host_predicate[0]",
-        "unsupported retry host predicate",
+        "unsupported retry host predicate google.protobuf.Struct",
     ),
     (
         "retry backoff order",
         _retry(retry_back_off={"base_interval": "1s", "max_interval": "0.5s"}),
-        f"{R}.route.retry_policy.retry_back_off",
-        "max_interval must be greater than or equal to the base_interval",
+        f"{R}.route.retry_policy.retry_back_off.max_interval",
+        "retry_policy.max_interval must greater than or equal to the base_interval",
     ),
     (
         "retry backoff base",
@@ -333,10 +376,43 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "value is required",
     ),
     (
+        "retry backoff base zero",
+        _retry(retry_back_off={"base_interval": "0s"}),
+        f"{R}.route.retry_policy.retry_back_off.base_interval",
+        "value must be greater than 0s",
+    ),
+    (
+        "retry backoff max zero",
+        _retry(retry_back_off={"base_interval": "0.0001s", "max_interval": "0s"}),
+        f"{R}.route.retry_policy.retry_back_off.max_interval",
+        "value must be greater than 0s",
+    ),
+    (
+        "retry negative per try",
+        _retry(per_try_timeout="-1s"),
+        f"{R}.route.retry_policy.per_try_timeout",
+        "must not be negative",
+    ),
+    (
+        "retry header matcher",
+        _retry(retriable_headers=[{"name": "x", "safe_regex_match": {"regex": "(?=a)"}}]),
+        f"{R}.route.retry_policy.retriable_headers[0].safe_regex_match.regex",
+        "lookahead is not supported",
+    ),
+    (
         "retry rate limited",
         _retry(rate_limited_retry_back_off={"reset_headers": [{"name": "retry-after"}]}),
         f"{R}.route.retry_policy.rate_limited_retry_back_off",
-        "unsupported field",
+        "not supported",
+    ),
+    (
+        "vhost retry",
+        one_route(
+            {"match": {"prefix": "/"}, "route": {"cluster": "c"}},
+            retry_policy={"retriable_request_headers": [{"name": ""}]},
+        ),
+        "virtual_hosts[0].retry_policy.retriable_request_headers[0].name",
+        "header name must not be empty",
     ),
     (
         "direct status",
@@ -460,6 +536,23 @@ def test_message_names_resource_field_and_problem() -> None:
     with pytest.raises(ConfigError) as err:
         table(_match(connect_matcher={}))
     assert str(err.value) == f"route_config rc: {R}.match.connect_matcher: unsupported match type"
+
+
+def test_retry_policy_errors_name_the_full_path() -> None:
+    config = _route()
+    config["name"] = "outbound"
+    config["virtual_hosts"][0]["routes"].append(
+        {
+            "match": {"prefix": "/r"},
+            "route": {"cluster": "c", "retry_policy": {"retry_back_off": {"max_interval": "1s"}}},
+        }
+    )
+    with pytest.raises(ConfigError) as err:
+        table(config)
+    assert str(err.value) == (
+        "route_config outbound: virtual_hosts[0].routes[1].route.retry_policy.retry_back_off"
+        ".base_interval: value is required"
+    )
 
 
 def test_declared_filter_configs_are_exposed_most_specific_last() -> None:

@@ -20,6 +20,7 @@ from pydp.router import (
     finalize_response_headers,
     local_reply_headers,
 )
+from pydp.upstream.hashing import compute_hash
 from tests.pydp.router.util import proto
 
 TEXT = st.text(alphabet=st.sampled_from("ab/*.?#%:;-_ABé\\()[]{}|^$+0123456789&=, "), max_size=12)
@@ -175,20 +176,30 @@ def configs(valid: bool) -> st.SearchStrategy[dict[str, Any]]:
         ),
     )
     retry = st.builds(
-        lambda on, n, per_try, base: {
+        lambda on, n, per_try, base, retriable: {
             "retry_on": on,
             **({} if n is None else {"num_retries": n}),
             "per_try_timeout": per_try,
             **({} if base is None else {"retry_back_off": {"base_interval": base}}),
+            **retriable,
         },
-        st.sampled_from(["", "5xx", "5xx,reset, gateway-error", ",,"]),
+        st.sampled_from(["", "5xx", "5xx,reset, gateway-error", ",,", "retriable-headers"]),
         st.none() | st.integers(0, 10),
         duration,
         st.none() | _pick(valid, st.just("0.1s"), st.just("0s")),
+        st.one_of(
+            st.just({}),
+            st.builds(lambda m: {"retriable_headers": m}, st.lists(header_matcher, max_size=2)),
+            st.builds(lambda m: {"retriable_request_headers": [m]}, header_matcher),
+        ),
     )
     hash_policy = st.one_of(
         st.builds(lambda n: {"header": {"header_name": n}}, name),
-        st.builds(lambda t: {"cookie": {"name": "s", "ttl": t}}, duration),
+        st.builds(lambda r: {"header": {"header_name": ":path", "regex_rewrite": r}}, rewrite),
+        st.builds(
+            lambda ttl: {"cookie": {"name": "s", "path": "/", **ttl}},
+            _pick(valid, st.just({}), st.builds(lambda t: {"ttl": t}, duration)),
+        ),
         st.builds(lambda s: {"connection_properties": {"source_ip": s}}, st.booleans()),
         st.builds(
             lambda n: {"query_parameter": {"name": n}}, _pick(valid, st.just("q"), st.just(""))
@@ -414,6 +425,12 @@ def test_routing_never_raises(
             sent = finalize_request_headers(headers, decision, ctx, upstream_hostname=b"up")
             assert all(isinstance(k, bytes) and isinstance(v, bytes) for k, v in sent)
             finalize_response_headers([(b":status", b"200")], decision, ctx)
+            value = compute_hash(decision.policy.hash_policies, headers, "10.0.0.1")
+            assert value is None or 0 <= value < 2**64
+            retry = decision.policy.retry_policy
+            if retry is not None:
+                for match in (*retry.retriable_headers, *retry.retriable_request_headers):
+                    assert isinstance(match(headers), bool)
         else:
             assert isinstance(decision, Redirect | DirectResponse | NoRoute)
             reply = local_reply_headers(decision, ctx)

@@ -1,4 +1,6 @@
 import re
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from envoy.config.route.v3 import route_components_pb2
@@ -19,6 +21,23 @@ from pydp.upstream.hashing import (
 HashPolicyPb = route_components_pb2.RouteAction.HashPolicy
 
 
+@dataclass(frozen=True)
+class Substitute:
+    """Stands in for the router's RE2 `Rewrite`."""
+
+    pattern: re.Pattern[str]
+    substitution: str
+
+    def apply(self, text: str) -> str:
+        return self.pattern.sub(self.substitution, text)
+
+
+def compile_rewrite(pb: Any, path: str) -> Substitute:
+    if pb.pattern.regex == "(":
+        raise ConfigError("route r", path + ".pattern.regex", "bad regex")
+    return Substitute(re.compile(pb.pattern.regex), pb.substitution)
+
+
 def rotl1(v: int) -> int:
     return ((v << 1) | (v >> 63)) & MASK
 
@@ -37,11 +56,16 @@ def test_header_values_are_sorted_and_concatenated() -> None:
 
 
 def test_header_regex_rewrite() -> None:
-    policy = HeaderHash(
-        b":path", rewrite_pattern=re.compile(r"^/(\w+)/.*$"), rewrite_substitution=r"\1"
-    )
+    policy = HeaderHash(b":path", rewrite=Substitute(re.compile(r"^/(\w+)/.*$"), r"\1"))
     headers = [(b":path", b"/users/42")]
     assert compute_hash([policy], headers, None) == xxh64(b"users")
+
+
+def test_header_rewrite_sees_utf8_and_keeps_undecodable_bytes() -> None:
+    policy = HeaderHash(b"x-k", rewrite=Substitute(re.compile("^é"), "e"))
+    assert compute_hash([policy], [(b"x-k", "é\xff".encode() + b"\xfe")], None) == xxh64(
+        b"e\xc3\xbf\xfe"
+    )
 
 
 def test_missing_values_give_no_hash() -> None:
@@ -126,10 +150,16 @@ def test_terminal_stops_once_a_hash_exists() -> None:
 def test_compile_hash_policies() -> None:
     pbs = [
         HashPolicyPb(header=HashPolicyPb.Header(header_name="X-User")),
-        HashPolicyPb(cookie=HashPolicyPb.Cookie(name="session"), terminal=True),
+        HashPolicyPb(
+            cookie=HashPolicyPb.Cookie(
+                name="session", path="/", attributes=[{"name": "SameSite", "value": "Lax"}]
+            ),
+            terminal=True,
+        ),
         HashPolicyPb(connection_properties=HashPolicyPb.ConnectionProperties(source_ip=True)),
         HashPolicyPb(query_parameter=HashPolicyPb.QueryParameter(name="u")),
         HashPolicyPb(connection_properties=HashPolicyPb.ConnectionProperties(source_ip=False)),
+        HashPolicyPb(header=HashPolicyPb.Header(header_name="X-É")),
     ]
     compiled = compile_hash_policies(pbs, "route r", "hash_policy")
     assert compiled == (
@@ -137,6 +167,7 @@ def test_compile_hash_policies() -> None:
         CookieHash(b"session", terminal=True),
         SourceIpHash(),
         QueryParameterHash(b"u"),
+        HeaderHash("x-É".encode()),  # ASCII folding only, as Envoy's LowerCaseString
     )
 
 
@@ -144,9 +175,13 @@ def test_compile_header_regex_rewrite() -> None:
     pb = HashPolicyPb(header=HashPolicyPb.Header(header_name=":path"))
     pb.header.regex_rewrite.pattern.regex = "^/v[0-9]+"
     pb.header.regex_rewrite.substitution = ""
-    (policy,) = compile_hash_policies([pb], "route r", "hash_policy")
+    (policy,) = compile_hash_policies([pb], "route r", "hash_policy", compile_rewrite)
     assert isinstance(policy, HeaderHash)
     assert compute_hash([policy], [(b":path", b"/v2/x")], None) == xxh64(b"/x")
+    pb.header.regex_rewrite.pattern.regex = "("
+    with pytest.raises(ConfigError) as info:
+        compile_hash_policies([pb], "route r", "hash_policy", compile_rewrite)
+    assert info.value.field == "hash_policy[0].header.regex_rewrite.pattern.regex"
 
 
 @pytest.mark.parametrize(
@@ -163,6 +198,29 @@ def test_compile_header_regex_rewrite() -> None:
         (
             HashPolicyPb(header=HashPolicyPb.Header(header_name="")),
             "hash_policy[0].header.header_name",
+        ),
+        (
+            HashPolicyPb(header=HashPolicyPb.Header(header_name="x\ny")),
+            "hash_policy[0].header.header_name",
+        ),
+        (
+            # Without the caller's RE2 compiler a rewrite cannot be honoured.
+            HashPolicyPb(
+                header=HashPolicyPb.Header(header_name="x", regex_rewrite={"pattern": {}})
+            ),
+            "hash_policy[0].header.regex_rewrite",
+        ),
+        (
+            HashPolicyPb(cookie=HashPolicyPb.Cookie(name="")),
+            "hash_policy[0].cookie.name",
+        ),
+        (
+            HashPolicyPb(cookie=HashPolicyPb.Cookie(name="s", attributes=[{"value": "v"}])),
+            "hash_policy[0].cookie.attributes[0].name",
+        ),
+        (
+            HashPolicyPb(query_parameter=HashPolicyPb.QueryParameter(name="")),
+            "hash_policy[0].query_parameter.name",
         ),
         (HashPolicyPb(terminal=True), "hash_policy[0]"),
     ],

@@ -9,6 +9,7 @@ from pydp.errors import ConfigError
 from pydp.upstream.breakers import BreakerConfig, CircuitBreakers, RoutingPriority, Thresholds
 from pydp.upstream.hosts import Host
 from pydp.upstream.retry import (
+    PREVIOUS_HOSTS_TYPE,
     Headers,
     JitteredExponentialBackOff,
     ResetReason,
@@ -291,9 +292,10 @@ def test_compile_retry_policy() -> None:
         retry_back_off={"base_interval": {"nanos": 100_000}, "max_interval": {"seconds": 1}},
         host_selection_retry_max_attempts=4,
     )
-    pb.retry_host_predicate.add(
-        name="envoy.retry_host_predicates.previous_hosts"
-    ).typed_config.Pack(previous_hosts_pb2.PreviousHostsPredicate())
+    # Envoy finds the predicate by its type; the name does not matter.
+    pb.retry_host_predicate.add(name="any").typed_config.Pack(
+        previous_hosts_pb2.PreviousHostsPredicate()
+    )
     policy = compile_retry_policy(pb, "route r")
     assert policy.retry_on == {"5xx", "unavailable"}
     assert policy.num_retries == 3
@@ -308,6 +310,42 @@ def test_compile_defaults() -> None:
     policy = compile_retry_policy(RetryPolicyPb(retry_on="reset"), "route r")
     assert policy.num_retries == 1
     assert policy.backoff_ms() == (25, 250)
+    assert policy.per_try_timeout is None and not policy.retry_previous_hosts
+
+
+def test_compile_truncates_to_milliseconds_as_envoy() -> None:
+    pb = RetryPolicyPb(
+        per_try_timeout={"nanos": 900_000},
+        per_try_idle_timeout={"seconds": 1, "nanos": 234_900_000},
+        retry_back_off={"base_interval": {"nanos": 100_000}, "max_interval": {"nanos": 200_000}},
+    )
+    policy = compile_retry_policy(pb, "route r")
+    assert policy.per_try_timeout is None
+    assert policy.per_try_idle_timeout == 1.234
+    assert policy.backoff_ms() == (1, 1)
+
+
+def test_compile_header_matchers_with_the_callers_compiler() -> None:
+    seen: list[str] = []
+
+    def compile_matcher(pb: Any, path: str) -> Any:
+        seen.append(path)
+        name = pb.name.encode()
+        return lambda headers: any(n == name for n, _ in headers)
+
+    pb = RetryPolicyPb(
+        retry_on="retriable-headers",
+        retriable_headers=[{"name": "x-a"}, {"name": "x-b"}],
+        retriable_request_headers=[{"name": "x-c"}],
+    )
+    policy = compile_retry_policy(pb, "route r", "vh.retry_policy", compile_matcher)
+    assert seen == [
+        "vh.retry_policy.retriable_headers[0]",
+        "vh.retry_policy.retriable_headers[1]",
+        "vh.retry_policy.retriable_request_headers[0]",
+    ]
+    assert [m([(b"x-b", b"")]) for m in policy.retriable_headers] == [False, True]
+    assert policy.retriable_request_headers[0]([(b"x-c", b"1")])
 
 
 @pytest.mark.parametrize(
@@ -317,6 +355,10 @@ def test_compile_defaults() -> None:
         (RetryPolicyPb(rate_limited_retry_back_off={}), "retry_policy.rate_limited_retry_back_off"),
         (
             RetryPolicyPb(retry_host_predicate=[{"name": "other"}]),
+            "retry_policy.retry_host_predicate[0]",
+        ),
+        (
+            RetryPolicyPb(retry_host_predicate=[{"name": PREVIOUS_HOSTS_TYPE}]),
             "retry_policy.retry_host_predicate[0]",
         ),
         (RetryPolicyPb(retriable_headers=[{"name": "x"}]), "retry_policy.retriable_headers"),
@@ -330,12 +372,33 @@ def test_compile_defaults() -> None:
             RetryPolicyPb(retry_back_off={"max_interval": {"seconds": 1}}),
             "retry_policy.retry_back_off.base_interval",
         ),
+        (
+            RetryPolicyPb(retry_back_off={"base_interval": {}}),
+            "retry_policy.retry_back_off.base_interval",
+        ),
+        (
+            RetryPolicyPb(retry_back_off={"base_interval": {"nanos": 1}, "max_interval": {}}),
+            "retry_policy.retry_back_off.max_interval",
+        ),
+        (RetryPolicyPb(per_try_timeout={"seconds": -1}), "retry_policy.per_try_timeout"),
     ],
 )
 def test_compile_rejects(pb: object, field: str) -> None:
     with pytest.raises(ConfigError) as info:
         compile_retry_policy(pb, "route r")
     assert info.value.field == field
+
+
+def test_compile_previous_hosts_by_name_only_is_refused_as_envoy_does() -> None:
+    pb = RetryPolicyPb(
+        retry_host_predicate=[{"name": "envoy.retry_host_predicates.previous_hosts"}]
+    )
+    with pytest.raises(ConfigError) as info:
+        compile_retry_policy(pb, "route r")
+    assert info.value.problem == (
+        "Didn't find a registered implementation for "
+        "'envoy.retry_host_predicates.previous_hosts' with type URL: ''"
+    )
 
 
 def test_stats_are_shared_per_cluster() -> None:
