@@ -1,0 +1,119 @@
+"""Running scenarios on data planes: one world per (scenario, data plane, xDS variant).
+
+`run_suite` runs every combination (`jobs` at a time, each on its own
+addresses), then compares the data planes of each scenario and decides the
+outcomes (`compare.py`). A run that cannot start or breaks is an `error` with
+the tail of every process log; a scenario that needs xDS injection on a
+control plane without it is a `skip` that says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from conformance import compare, controlplane, steps
+from conformance.controlplane import ControlPlaneError
+from conformance.dataplanes import REFERENCE, REGISTRY
+from conformance.procs import StartError
+from conformance.results import ERROR, FAIL, SKIP, RunResult, ScenarioResult
+from conformance.scenario import Scenario
+from conformance.world import Settings, WorldError, open_world
+
+Progress = Callable[[RunResult, int, int], None]
+
+
+@dataclass
+class Options:
+    dataplanes: Sequence[str]
+    xds_modes: Sequence[str] = ("sotw",)
+    xds_server: str = "xds-server"
+    jobs: int = 1
+    keep: Path | None = None  # keep every run's files here
+    run_timeout: float = 180.0
+    logs_on_success: bool = False
+    workroot: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+
+
+def result_key(scenario: Scenario, xds: str, modes: Sequence[str]) -> str:
+    return scenario.name if len(modes) == 1 else f"{scenario.name} [{xds}]"
+
+
+async def run_one(scenario: Scenario, dataplane: str, xds: str, options: Options) -> RunResult:
+    result = RunResult(scenario.name, dataplane, xds)
+    inject = scenario.needs_injection
+    if inject and not controlplane.supports_injection(options.xds_server):
+        result.outcome = SKIP
+        result.note = (
+            f"needs xDS injection: {options.xds_server} has no {controlplane.OVERRIDES_FLAG} flag"
+        )
+        return result
+    root = options.keep or options.workroot
+    root.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"{scenario.name}-{dataplane}-{xds}-", dir=root))
+    settings = Settings(options.xds_server, xds == "delta", workdir, inject)
+    started = time.monotonic()
+    world = None
+    try:
+        with trio.fail_after(options.run_timeout):
+            async with open_world(scenario, REGISTRY[dataplane], settings) as world:
+                result.steps = await steps.run_steps(world, scenario.steps)
+                if result.failures:
+                    result.outcome = FAIL
+                if result.failures or options.logs_on_success:
+                    result.logs = world.logs()
+    except trio.TooSlowError:
+        result.outcome, result.error = ERROR, f"did not finish within {options.run_timeout}s"
+    except (WorldError, StartError, ControlPlaneError, OSError) as e:
+        result.outcome, result.error = ERROR, str(e)
+    finally:
+        result.duration = round(time.monotonic() - started, 2)
+        if world is not None and result.outcome == ERROR:
+            result.logs = world.logs()
+        if options.keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+async def run_suite(
+    scenarios: Sequence[Scenario], options: Options, progress: Progress | None = None
+) -> list[ScenarioResult]:
+    combos = [(s, x, dp) for s in scenarios for x in options.xds_modes for dp in options.dataplanes]
+    runs: dict[tuple[str, str, str], RunResult] = {}
+    limiter = trio.CapacityLimiter(max(1, options.jobs))
+    finished = 0
+
+    async def one(scenario: Scenario, xds: str, dataplane: str) -> None:
+        nonlocal finished
+        async with limiter:
+            result = await run_one(scenario, dataplane, xds, options)
+        runs[(scenario.name, xds, dataplane)] = result
+        finished += 1
+        if progress is not None:
+            progress(result, finished, len(combos))
+
+    async with trio.open_nursery() as nursery:
+        for combo in combos:
+            nursery.start_soon(one, *combo)
+
+    out = []
+    for scenario in scenarios:
+        for xds in options.xds_modes:
+            by_dp = {dp: runs[(scenario.name, xds, dp)] for dp in options.dataplanes}
+            differences = compare.compare_runs(by_dp, REFERENCE)
+            compare.decide(scenario, by_dp, differences)
+            out.append(
+                ScenarioResult(
+                    result_key(scenario, xds, options.xds_modes),
+                    scenario.description,
+                    by_dp,
+                    differences,
+                )
+            )
+    return out
