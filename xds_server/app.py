@@ -12,6 +12,7 @@ from xds_server.bootstrap import split_address
 from xds_server.hub import Hub
 from xds_server.pipeline import Pipeline
 from xds_server.sources.manifests import ManifestSource
+from xds_server.sources.overrides import OverridesSource
 
 log = logging.getLogger("xds_server")
 
@@ -25,6 +26,7 @@ class Settings:
     debounce_quiet: float = 0.1
     debounce_max: float = 1.0
     max_connection_age: float | None = None
+    xds_overrides: str | None = None
 
 
 async def serve(settings: Settings) -> None:
@@ -33,10 +35,15 @@ async def serve(settings: Settings) -> None:
         hub, settings.cluster_domain, settings.debounce_quiet, settings.debounce_max
     )
     source = ManifestSource(settings.manifests)
-    endpoint = admin.Admin(hub, errors=lambda: [str(e) for e in source.errors])
+    overrides = OverridesSource(settings.xds_overrides) if settings.xds_overrides else None
+    endpoint = admin.Admin(
+        hub, errors=lambda: [*source.errors, *(overrides.errors if overrides else [])]
+    )
 
+    if overrides is not None:
+        pipeline.overrides = overrides.reload()
     first = source.reload()
-    hub.metrics.config_errors.set_function(lambda: len(source.errors))
+    hub.metrics.config_errors.set_function(lambda: len(endpoint.errors()))
     if first is not None:
         pipeline.publish_now(first)
     else:
@@ -64,6 +71,8 @@ async def serve(settings: Settings) -> None:
         asyncio.create_task(source.watch(pipeline.submit)),
         asyncio.create_task(stop.wait()),
     ]
+    if overrides is not None:
+        tasks.append(asyncio.create_task(overrides.watch(pipeline.submit_overrides)))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:

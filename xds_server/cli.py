@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="close xDS connections after this long so proxies rebalance",
     )
+    serve.add_argument(
+        "--xds-overrides",
+        default=None,
+        metavar="DIR",
+        help="folder of raw Envoy resources (YAML, protobuf JSON with @type) that "
+        "replace or add to the translation; watched",
+    )
     serve.add_argument("--log-level", default="info")
 
     boot = sub.add_parser("bootstrap", help="print an Envoy bootstrap for one sidecar")
@@ -103,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         debounce_quiet=args.debounce_quiet,
         debounce_max=args.debounce_max,
         max_connection_age=args.max_connection_age,
+        xds_overrides=args.xds_overrides,
     )
     try:
         asyncio.run(serve(settings))

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from xds_server.hub import Hub
 from xds_server.model import Model
 from xds_server.snapshot import InconsistentSnapshot, Snapshot
+from xds_server.sources.overrides import Overrides
+from xds_server.sources.overrides import apply as apply_overrides
 from xds_server.translate import translate_node, translate_shared
 
 log = logging.getLogger("xds_server.pipeline")
@@ -52,12 +54,27 @@ class Debouncer:
 
 
 def build_snapshot(
-    model: Model, version: int, cluster_domain: str, previous: Snapshot | None = None
+    model: Model,
+    version: int,
+    cluster_domain: str,
+    previous: Snapshot | None = None,
+    overrides: Overrides | None = None,
 ) -> Snapshot:
+    shared = translate_shared(model, cluster_domain)
+    if not overrides:
+        return Snapshot(
+            version,
+            shared,
+            lambda profile: translate_node(model, profile, cluster_domain),
+            previous,
+        )
+    node_overrides = overrides.node
     return Snapshot(
         version,
-        translate_shared(model, cluster_domain),
-        lambda profile: translate_node(model, profile, cluster_domain),
+        apply_overrides(shared, overrides.shared),
+        lambda profile: apply_overrides(
+            translate_node(model, profile, cluster_domain), node_overrides
+        ),
         previous,
     )
 
@@ -78,13 +95,16 @@ class Pipeline:
         self._pending: Model | None = None
         self._wake = asyncio.Event()
         self.model: Model | None = None
+        self.overrides: Overrides | None = None
 
     def publish_now(self, model: Model) -> bool:
         """Translate and publish `model` at once; False if it was refused."""
         started = time.monotonic()
         version = self.hub.snapshot.version + 1
         try:
-            snapshot = build_snapshot(model, version, self.cluster_domain, self.hub.snapshot)
+            snapshot = build_snapshot(
+                model, version, self.cluster_domain, self.hub.snapshot, self.overrides
+            )
             self.hub.publish(snapshot)
         except InconsistentSnapshot as e:
             self.hub.metrics.rejected_snapshots.inc()
@@ -109,6 +129,14 @@ class Pipeline:
     def submit(self, model: Model) -> None:
         """A source saw a change; it is published after the debounce."""
         self._pending = model
+        self._debouncer.event(self._clock())
+        self._wake.set()
+
+    def submit_overrides(self, overrides: Overrides) -> None:
+        """New xDS overrides; the current model is republished with them after the debounce."""
+        self.overrides = overrides
+        if self._pending is None and self.model is not None:
+            self._pending = self.model
         self._debouncer.event(self._clock())
         self._wake.set()
 

@@ -1,10 +1,11 @@
 """The contents of manifest files into one validated `Model`, all or nothing.
 
 Each file is split into YAML documents; a document is one Kubernetes object
-or a `v1 List` of them (what `kubectl get -o yaml` prints). Each object is
-parsed on its own (`parse.py`), then the checks that need several objects
-run: the same object defined twice, and EndpointSlice ports naming a port
-their Service lacks. Every problem found becomes a `ManifestError` naming the
+or a `v1 List` of them (what `kubectl get -o yaml` prints). The objects go
+into an `Assembly` (`assemble.py`, shared with the Kubernetes source), which
+parses each on its own and then runs the checks that need several objects:
+the same object defined twice, and EndpointSlice ports naming a port their
+Service lacks. Every problem found becomes a `ManifestError` naming the
 file, line, document, object and field; if there is any, there is no model.
 Objects of kinds the mesh does not read, and EndpointSlices whose Service is
 not defined, become notes. Nothing here touches the filesystem.
@@ -17,17 +18,11 @@ from dataclasses import dataclass, field, replace
 
 import yaml
 
-from xds_server.model import EndpointSlice, Model, ObjectKey, Pod, Service
+from xds_server.model import Model
+from xds_server.sources.assemble import Assembly, Finding
 from xds_server.sources.documents import Document, line_of, read_documents
 from xds_server.sources.fields import FieldPath, render_path, show
-from xds_server.sources.parse import (
-    InvalidObject,
-    Parsed,
-    Skipped,
-    check_slice_ports,
-    describe,
-    parse_object,
-)
+from xds_server.sources.parse import describe
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +99,25 @@ class _Origin:
     def at(self, path: FieldPath) -> Place:
         return replace(self.place, line=line_of(self.node, self.prefix + path))
 
+    def __str__(self) -> str:
+        return str(self.place)
+
 
 @dataclass
 class _Loader:
     errors: list[ManifestError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    objects: dict[ObjectKey, tuple[Parsed, _Origin]] = field(default_factory=dict)
+    assembly: Assembly[_Origin] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.assembly = Assembly(self._error, self._note)
+
+    def _error(self, finding: Finding[_Origin]) -> None:
+        place, field = finding.origin.at(finding.path), render_path(finding.path)
+        self.errors.append(ManifestError.at(place, finding.what, field, finding.message))
+
+    def _note(self, finding: Finding[_Origin]) -> None:
+        self.notes.append(f"{finding.origin}: {finding.what}: {finding.message}")
 
     def add_file(self, name: str, content: str | bytes) -> None:
         text = content if isinstance(content, str) else _decode(name, content)
@@ -125,7 +133,7 @@ class _Loader:
         for document in documents:
             for prefix, item, obj in self._objects_of(name, document):
                 place = Place(name, line_of(document.node, prefix), document.number, item)
-                self._add_object(_Origin(place, document.node, prefix), obj)
+                self.assembly.add_object(_Origin(place, document.node, prefix), obj)
 
     def _objects_of(
         self, name: str, document: Document
@@ -141,46 +149,10 @@ class _Loader:
         self.errors.append(ManifestError.at(place, "List", "items", message))
         return []
 
-    def _add_object(self, origin: _Origin, obj: object) -> None:
-        try:
-            parsed = parse_object(obj)
-        except InvalidObject as e:
-            for problem in e.problems:
-                place, field = origin.at(problem.path), render_path(problem.path)
-                self.errors.append(ManifestError.at(place, e.what, field, problem.message))
-            return
-        if isinstance(parsed, Skipped):
-            self.notes.append(f"{origin.place}: {parsed}")
-            return
-        first = self.objects.get(parsed.key)
-        if first is None:
-            self.objects[parsed.key] = (parsed, origin)
-            return
-        message = f"defined twice, first at {first[1].place}"
-        self.errors.append(ManifestError.at(origin.place, str(parsed.key), "", message))
-
     def finish(self) -> LoadResult:
-        services = {
-            (o.namespace, o.name): o for o, _ in self.objects.values() if isinstance(o, Service)
-        }
-        slices = [(o, at) for o, at in self.objects.values() if isinstance(o, EndpointSlice)]
-        for endpoint_slice, origin in slices:
-            service = services.get((endpoint_slice.namespace, endpoint_slice.service_name))
-            if service is None:
-                missing = f"Service {endpoint_slice.namespace}/{endpoint_slice.service_name}"
-                self.notes.append(f"{origin.place}: {endpoint_slice.key}: {missing} is not defined")
-                continue
-            for problem in check_slice_ports(endpoint_slice, service):
-                place, field = origin.at(problem.path), render_path(problem.path)
-                what = str(endpoint_slice.key)
-                self.errors.append(ManifestError.at(place, what, field, problem.message))
+        model = self.assembly.finish()
         if self.errors:
             return LoadResult(None, tuple(self.errors), tuple(self.notes))
-        model = Model.build(
-            services.values(),
-            (s for s, _ in slices),
-            (o for o, _ in self.objects.values() if isinstance(o, Pod)),
-        )
         return LoadResult(model, (), tuple(self.notes))
 
 
