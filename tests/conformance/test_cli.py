@@ -15,10 +15,13 @@ from conformance.results import PASS, SKIP
 from conformance.runner import Options, run_one, run_suite
 
 SCENARIOS = ["host-forms", "no-healthy-upstream", "endpoint-churn", "grpc"]
-needs_envoy = pytest.mark.skipif(
-    executable("envoy") is None or executable("xds-server") is None,
-    reason="envoy and xds-server come with the project's install (tests/run.sh)",
-)
+
+
+@pytest.fixture(autouse=True)
+def _binaries_installed() -> None:
+    """The project's install (tests/run.sh) brings both; their absence is a failure."""
+    assert executable("envoy") is not None, "envoy is not installed"
+    assert executable("xds-server") is not None, "xds-server is not installed"
 
 
 def conformance(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -32,7 +35,6 @@ def conformance(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@needs_envoy
 def test_run_on_envoy_in_sotw_and_delta(tmp_path: Path) -> None:
     out, page = tmp_path / "result.json", tmp_path / "report.html"
     done = conformance(
@@ -61,7 +63,6 @@ def test_run_on_envoy_in_sotw_and_delta(tmp_path: Path) -> None:
     assert page.read_text().startswith("<!doctype html>")
 
 
-@needs_envoy
 async def test_two_runs_of_envoy_do_not_differ(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -28,7 +28,11 @@ from pydp.router import (
 )
 from tests.pydp.router.envoy_harness import EnvoyRouter, Reply, envoy_available, run_envoy
 
-pytestmark = pytest.mark.skipif(not envoy_available(), reason="envoy binary not installed")
+
+@pytest.fixture(autouse=True, scope="module")
+def _envoy_installed() -> None:
+    assert envoy_available(), "envoy is not installed: tests/run.sh installs it"
+
 
 CLUSTERS = ["c1", "c2", "c3"]
 WATCH_REQUEST = (
