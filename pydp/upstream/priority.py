@@ -173,6 +173,11 @@ def compute_loads(host_sets: Sequence[HostSet], panic_threshold: float) -> Prior
         panic = [normalized != 100 and in_panic(hs, panic_threshold) for hs in host_sets]
         if all(panic):
             healthy_load, degraded_load = _total_panic_loads(host_sets)
+        elif normalized == 0:
+            # Rounding left no availability yet no level is in panic (a tiny
+            # overprovisioning factor). Envoy keeps its previous loads and, on a
+            # new balancer, falls through to P=0; say so rather than rely on it.
+            healthy_load[0] = 100
     return PriorityLoads(
         tuple(healthy_load), tuple(degraded_load), tuple(panic), tuple(health), tuple(degraded)
     )

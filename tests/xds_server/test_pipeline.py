@@ -40,12 +40,12 @@ def test_a_burst_that_never_quiets_is_due_at_the_maximum_delay() -> None:
 @given(st.lists(st.floats(min_value=0, max_value=0.09), min_size=1, max_size=200))
 def test_never_later_than_the_maximum_delay(gaps: list[float]) -> None:
     d = Debouncer(quiet=0.1, max_delay=1.0)
-    now = 0.0
+    first, now = gaps[0], 0.0
     for gap in gaps:
         now += gap
         d.event(now)
         due = d.deadline()
-        assert due is not None and due <= 1.0 + 1e-9
+        assert due is not None and due <= first + 1.0 + 1e-9
 
 
 def test_many_submissions_become_one_publish() -> None:
