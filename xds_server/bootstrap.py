@@ -4,7 +4,9 @@ Stock Envoy accepts it as it is (`envoy -c FILE`), and pydp reads the same
 file. It points ADS at the control plane over gRPC (State of the World, or
 Delta with `delta=True`) and carries the node metadata of the sidecar
 contract (`api/contract.py`), from which the server derives the proxy's
-listeners and routes.
+listeners and routes. With a token (a server with a CA demands one), the
+ADS stream carries it as `authorization: Bearer <token>` metadata
+(`initial_metadata`), proving the workload's identity (`xds_server.auth`).
 """
 
 from __future__ import annotations
@@ -35,8 +37,14 @@ def render(
     admin_port: int = contract.ADMIN_PORT,
     delta: bool = False,
     pod_name: str | None = None,
+    xds_token: str | None = None,
 ) -> dict[str, Any]:
     host, port = split_address(xds_address)
+    grpc_service: dict[str, Any] = {"envoy_grpc": {"cluster_name": XDS_CLUSTER}}
+    if xds_token is not None:
+        grpc_service["initial_metadata"] = [
+            {"key": "authorization", "value": f"Bearer {xds_token}"}
+        ]
     metadata = profile.metadata()
     metadata[contract.META_POD_NAME] = pod_name or node_id.rsplit(".", 1)[0]
     return {
@@ -53,7 +61,7 @@ def render(
                 "api_type": "DELTA_GRPC" if delta else "GRPC",
                 "transport_api_version": "V3",
                 "set_node_on_first_message_only": True,
-                "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+                "grpc_services": [grpc_service],
             },
             "cds_config": {"ads": {}, "resource_api_version": "V3"},
             "lds_config": {"ads": {}, "resource_api_version": "V3"},

@@ -14,9 +14,11 @@ from typing import Any
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf.json_format import MessageToDict
 
 from api import contract
 from api.contract import ContractError
+from xds_server.auth.gate import Denied, Gate
 from xds_server.hub import CLOSE, Connection, Hub
 from xds_server.protocol.state import ProtocolError, Response
 from xds_server.protocol.stream import DeltaStream, SotwStream
@@ -68,9 +70,12 @@ def _identity(data: bytes) -> bytes:
 
 
 class XdsServicer:
-    def __init__(self, hub: Hub, control_plane_id: str = "xds-server") -> None:
+    def __init__(
+        self, hub: Hub, control_plane_id: str = "xds-server", gate: Gate | None = None
+    ) -> None:
         self.hub = hub
         self.control_plane_id = control_plane_id
+        self.gate = gate  # when set, a stream is served only once its proxy proves its identity
 
     def handlers(self) -> list[grpc.GenericRpcHandler[Any, Any]]:
         out = []
@@ -98,7 +103,7 @@ class XdsServicer:
         ) -> AsyncIterator[bytes]:
             stream = kind(self.hub, self.control_plane_id)
             conn = self.hub.connect(stream, context.peer())
-            reader = asyncio.create_task(self._read(requests, conn, only))
+            reader = asyncio.create_task(self._read(requests, conn, only, context))
             try:
                 while True:
                     item = await conn.queue.get()
@@ -114,10 +119,20 @@ class XdsServicer:
 
         return handle
 
-    async def _read(self, requests: AsyncIterator[Any], conn: Connection, only: str | None) -> None:
+    async def _read(
+        self,
+        requests: AsyncIterator[Any],
+        conn: Connection,
+        only: str | None,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> None:
         stream, queue = conn.stream, conn.queue
         try:
             async for request in requests:
+                if self.gate is not None and stream.profile is None:
+                    node = request.node
+                    metadata = MessageToDict(node.metadata) if node.HasField("metadata") else {}
+                    await self.gate.admit(context.invocation_metadata() or (), node.id, metadata)
                 if only is not None:
                     if not request.type_url:
                         request.type_url = only
@@ -130,6 +145,9 @@ class XdsServicer:
         except (ProtocolError, ContractError) as e:
             log.warning("closing xDS stream of %r: %s", stream.node_id or "unknown node", e)
             queue.put_nowait(_Abort(grpc.StatusCode.INVALID_ARGUMENT, str(e)))
+        except Denied as e:
+            log.warning("refused xDS stream from %s: %s", context.peer(), e)
+            queue.put_nowait(_Abort(grpc.StatusCode[e.status], str(e)))
         except asyncio.CancelledError:
             raise
         except Exception as e:  # the stream must end with a status, not hang
@@ -138,7 +156,7 @@ class XdsServicer:
 
 
 async def start(
-    hub: Hub, address: str, *, max_connection_age: float | None = None
+    hub: Hub, address: str, *, max_connection_age: float | None = None, gate: Gate | None = None
 ) -> tuple[grpc.aio.Server, int]:
     """Serve xDS on `address` (port 0 picks one); returns the server and its port."""
     options: list[tuple[str, Any]] = [
@@ -152,7 +170,7 @@ async def start(
             ("grpc.max_connection_age_grace_ms", 10_000),
         ]
     server = grpc.aio.server(options=options)
-    server.add_generic_rpc_handlers(XdsServicer(hub).handlers())
+    server.add_generic_rpc_handlers(XdsServicer(hub, gate=gate).handlers())
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen for xDS on {address}")

@@ -113,17 +113,125 @@ class ResolvedEndpoint:
     node_name: str = ""
 
 
+MTLS_MODES = ("UNSET", "DISABLE", "PERMISSIVE", "STRICT")
+POLICY_ACTIONS = ("ALLOW", "DENY")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerAuthentication:
+    """Whether a workload's inbound traffic must be mTLS (Istio's PeerAuthentication).
+
+    An empty selector covers the whole namespace; otherwise the Pods whose
+    labels include it. UNSET inherits from the namespace, then the mesh.
+    """
+
+    namespace: str
+    name: str
+    mode: str = "UNSET"
+    selector: Labels = ()
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey("PeerAuthentication", self.namespace, self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySource:
+    """Who calls: every non-empty field must match (a field matches if any value does).
+
+    Principals are SPIFFE IDs (`spiffe://` may be left out, as Istio allows)
+    with at most one `*` at the start or the end; namespaces likewise.
+    """
+
+    principals: tuple[str, ...] = ()
+    not_principals: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    not_namespaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyOperation:
+    """What is called: every non-empty field must match (a field matches if any value does).
+
+    Paths are exact, or have one `*` at the start or the end.
+    """
+
+    methods: tuple[str, ...] = ()
+    not_methods: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    not_paths: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    not_ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRule:
+    """Matches when one of `sources` and one of `operations` match (empty: any)."""
+
+    sources: tuple[PolicySource, ...] = ()
+    operations: tuple[PolicyOperation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationPolicy:
+    """Who may call a workload (Istio's AuthorizationPolicy, ALLOW and DENY).
+
+    Targets the whole namespace with an empty selector, else the Pods whose
+    labels include it. DENY policies are checked first; when ALLOW policies
+    select a workload, a request none of their rules match is denied; a
+    workload no policy selects allows everything.
+    """
+
+    namespace: str
+    name: str
+    action: str = "ALLOW"
+    selector: Labels = ()
+    rules: tuple[PolicyRule, ...] = ()
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey("AuthorizationPolicy", self.namespace, self.name)
+
+
+MeshPolicy = PeerAuthentication | AuthorizationPolicy
+
+
+def split_pattern(value: str) -> tuple[str, str | None]:
+    """A policy pattern as (its text, where its `*` is: 'any', 'prefix', 'suffix' or None).
+
+    `*` alone is 'any'; `abc*` is ('abc', 'prefix'); `*abc` is ('abc', 'suffix').
+    """
+    if value == "*":
+        return "", "any"
+    if value.endswith("*"):
+        return value[:-1], "prefix"
+    if value.startswith("*"):
+        return value[1:], "suffix"
+    return value, None
+
+
+def selects(selector: Labels, labels: Labels) -> bool:
+    """Whether labels include every pair of a selector (the empty selector selects all)."""
+    have = dict(labels)
+    return all(have.get(k) == v for k, v in selector)
+
+
 @dataclass(frozen=True)
 class Model:
     """Everything the translator needs: a consistent, validated view of the world.
 
     `slices` maps (namespace, service name) to that Service's EndpointSlices,
-    sorted by name so that equal inputs give equal models.
+    sorted by name so that equal inputs give equal models. The mesh policies
+    are keyed by (namespace, name).
     """
 
     services: Mapping[tuple[str, str], Service] = field(default_factory=dict)
     slices: Mapping[tuple[str, str], tuple[EndpointSlice, ...]] = field(default_factory=dict)
     pods: Mapping[tuple[str, str], Pod] = field(default_factory=dict)
+    peer_authentications: Mapping[tuple[str, str], PeerAuthentication] = field(default_factory=dict)
+    authorization_policies: Mapping[tuple[str, str], AuthorizationPolicy] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def build(
@@ -131,14 +239,22 @@ class Model:
         services: Iterable[Service] = (),
         slices: Iterable[EndpointSlice] = (),
         pods: Iterable[Pod] = (),
+        policies: Iterable[MeshPolicy] = (),
     ) -> Model:
         by_service: dict[tuple[str, str], list[EndpointSlice]] = {}
         for s in slices:
             by_service.setdefault((s.namespace, s.service_name), []).append(s)
+        policies = list(policies)
         return cls(
             services={(s.namespace, s.name): s for s in services},
             slices={k: tuple(sorted(v, key=lambda s: s.name)) for k, v in by_service.items()},
             pods={(p.namespace, p.name): p for p in pods},
+            peer_authentications={
+                (p.namespace, p.name): p for p in policies if isinstance(p, PeerAuthentication)
+            },
+            authorization_policies={
+                (p.namespace, p.name): p for p in policies if isinstance(p, AuthorizationPolicy)
+            },
         )
 
     def sorted_services(self) -> list[Service]:

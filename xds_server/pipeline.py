@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from api.contract import NodeProfile
 from xds_server.hub import Hub
 from xds_server.model import Model
-from xds_server.snapshot import InconsistentSnapshot, Snapshot
+from xds_server.resources import Resources
+from xds_server.snapshot import InconsistentSnapshot, NodeTranslator, Snapshot
 from xds_server.sources.overrides import Overrides
 from xds_server.sources.overrides import apply as apply_overrides
-from xds_server.translate import translate_node, translate_shared
+from xds_server.translate import MeshSecurity, translate_node, translate_shared
 
 log = logging.getLogger("xds_server.pipeline")
 
@@ -59,22 +61,24 @@ def build_snapshot(
     cluster_domain: str,
     previous: Snapshot | None = None,
     overrides: Overrides | None = None,
+    security: MeshSecurity | None = None,
+    secrets: NodeTranslator | None = None,
 ) -> Snapshot:
-    shared = translate_shared(model, cluster_domain)
+    """`secrets` adds each node's SDS secrets (the CA's `SecretSource`) to its resources."""
+    secure = () if security is None else (security,)
+    shared = translate_shared(model, cluster_domain, *secure)
+
+    def node(profile: NodeProfile) -> Resources:
+        out = translate_node(model, profile, cluster_domain, *secure)
+        return out if secrets is None else out.merged(secrets(profile))
+
     if not overrides:
-        return Snapshot(
-            version,
-            shared,
-            lambda profile: translate_node(model, profile, cluster_domain),
-            previous,
-        )
+        return Snapshot(version, shared, node, previous)
     node_overrides = overrides.node
     return Snapshot(
         version,
         apply_overrides(shared, overrides.shared),
-        lambda profile: apply_overrides(
-            translate_node(model, profile, cluster_domain), node_overrides
-        ),
+        lambda profile: apply_overrides(node(profile), node_overrides),
         previous,
     )
 
@@ -96,6 +100,8 @@ class Pipeline:
         self._wake = asyncio.Event()
         self.model: Model | None = None
         self.overrides: Overrides | None = None
+        self.security: MeshSecurity | None = None  # None: no mTLS (the translator's default)
+        self.secrets: NodeTranslator | None = None  # SDS secrets per node, when a CA runs
 
     def publish_now(self, model: Model) -> bool:
         """Translate and publish `model` at once; False if it was refused."""
@@ -103,7 +109,13 @@ class Pipeline:
         version = self.hub.snapshot.version + 1
         try:
             snapshot = build_snapshot(
-                model, version, self.cluster_domain, self.hub.snapshot, self.overrides
+                model,
+                version,
+                self.cluster_domain,
+                self.hub.snapshot,
+                self.overrides,
+                self.security,
+                self.secrets,
             )
             self.hub.publish(snapshot)
         except InconsistentSnapshot as e:
@@ -125,6 +137,10 @@ class Pipeline:
             elapsed * 1000,
         )
         return True
+
+    def republish(self) -> bool:
+        """Publish the current model again (new certificates); False if there is none yet."""
+        return self.model is not None and self.publish_now(self.model)
 
     def submit(self, model: Model) -> None:
         """A source saw a change; it is published after the debounce."""

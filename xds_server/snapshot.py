@@ -11,7 +11,9 @@ their identity and version.
 A view is checked for consistency before it is served (go-control-plane's
 `Snapshot.Consistent()`): every EDS cluster has its ClusterLoadAssignment and
 every assignment a cluster, every RDS name a listener uses exists and every
-route config is used, and every cluster a route names exists.
+route config is used, every cluster a route names exists, and every SDS
+secret a cluster's or listener's TLS transport socket names exists. (A secret
+no socket names may still be served: Envoy asks only for those it needs.)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from types import MappingProxyType
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 
 from api import contract
 from api.contract import NodeProfile
@@ -46,6 +49,7 @@ class Entry:
     refs: frozenset[str]  # names this resource needs (EDS names, RDS names, clusters)
     sotw: bytes = field(repr=False)
     delta: bytes = field(repr=False)
+    secret_refs: frozenset[str] = frozenset()  # SDS names its TLS transport sockets need
 
     @classmethod
     def encode(cls, type_url: str, name: str, message: Message) -> Entry:
@@ -64,6 +68,7 @@ class Entry:
             refs=frozenset(_references(type_url, message)),
             sotw=wire.sotw_resource(type_url, payload),
             delta=wire.delta_resource(type_url, name, version, payload),
+            secret_refs=frozenset(_secret_references(type_url, message)),
         )
 
 
@@ -197,6 +202,13 @@ def check_consistent(view: View) -> None:
     ]
     used = _union(e.refs for e in routes.values())
     problems += [f"a route names missing cluster {n!r}" for n in used - clusters.keys()]
+    secrets = view.get(contract.TYPE_SECRET)
+    for kind, entries in (("cluster", clusters), ("listener", listeners)):
+        for entry in entries.values():
+            problems += [
+                f"{kind} {entry.name!r} needs missing secret {n!r}"
+                for n in sorted(entry.secret_refs - secrets.keys())
+            ]
     if problems:
         raise InconsistentSnapshot("; ".join(sorted(problems)))
 
@@ -224,6 +236,38 @@ def _references(type_url: str, message: Message) -> Iterable[str]:
                     yield action.cluster
                 for weighted in action.weighted_clusters.clusters:
                     yield weighted.name
+
+
+_TLS_SOCKET_TYPES = {
+    contract.TYPE_CLUSTER: tls_pb2.UpstreamTlsContext,
+    contract.TYPE_LISTENER: tls_pb2.DownstreamTlsContext,
+}
+
+
+def _secret_references(type_url: str, message: Message) -> Iterable[str]:
+    context_type = _TLS_SOCKET_TYPES.get(type_url)
+    if context_type is None:
+        return
+    if type_url == contract.TYPE_CLUSTER:
+        sockets = [message.transport_socket] if message.HasField("transport_socket") else []
+        sockets += [m.transport_socket for m in message.transport_socket_matches]
+    else:
+        chains = [*message.filter_chains]
+        if message.HasField("default_filter_chain"):
+            chains.append(message.default_filter_chain)
+        sockets = [c.transport_socket for c in chains if c.HasField("transport_socket")]
+    for socket in sockets:
+        context = context_type()
+        if not socket.typed_config.Unpack(context):
+            continue
+        common = context.common_tls_context
+        for config in common.tls_certificate_sds_secret_configs:
+            yield config.name
+        if common.HasField("validation_context_sds_secret_config"):
+            yield common.validation_context_sds_secret_config.name
+        combined = common.combined_validation_context
+        if combined.HasField("validation_context_sds_secret_config"):
+            yield combined.validation_context_sds_secret_config.name
 
 
 def _listener_routes(listener: Message) -> Iterable[str]:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from xds_server.model import EndpointSlice, Model, ObjectKey, Pod, Service
+from xds_server.model import EndpointSlice, MeshPolicy, Model, ObjectKey, Pod, Service
 from xds_server.sources.fields import FieldPath
 from xds_server.sources.parse import (
     InvalidObject,
@@ -102,4 +102,5 @@ class Assembly(Generic[OriginT]):
             services.values(),
             (s for s, _ in slices),
             (o for o, _ in self.objects.values() if isinstance(o, Pod)),
+            (o for o, _ in self.objects.values() if isinstance(o, MeshPolicy)),
         )

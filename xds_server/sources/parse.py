@@ -19,10 +19,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from xds_server.model import (
+    AuthorizationPolicy,
     Endpoint,
     EndpointPort,
     EndpointSlice,
     Labels,
+    PeerAuthentication,
     Pod,
     Service,
     ServicePort,
@@ -40,16 +42,30 @@ from xds_server.sources.fields import (
     render_path,
     show,
 )
+from xds_server.sources.policies import authorization_policy, peer_authentication
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
-Parsed = Service | EndpointSlice | Pod
+Parsed = Service | EndpointSlice | Pod | PeerAuthentication | AuthorizationPolicy
 
 # (API group, kind) -> the version the mesh reads.
-_VERSIONS = {("", "Service"): "v1", ("discovery.k8s.io", "EndpointSlice"): "v1", ("", "Pod"): "v1"}
+_VERSIONS = {
+    ("", "Service"): "v1",
+    ("discovery.k8s.io", "EndpointSlice"): "v1",
+    ("", "Pod"): "v1",
+    ("security.xdsmesh.io", "PeerAuthentication"): "v1alpha1",
+    ("security.xdsmesh.io", "AuthorizationPolicy"): "v1alpha1",
+}
 _NAMESPACED = {kind for _, kind in _VERSIONS}
-_HINTS = {("", "Endpoints"): "the mesh reads EndpointSlices, not Endpoints"}
+_HINTS = {
+    ("", "Endpoints"): "the mesh reads EndpointSlices, not Endpoints",
+    **{
+        (istio, kind): f"the mesh reads security.xdsmesh.io/v1alpha1 {kind}, of the same shape"
+        for istio in ("security.istio.io",)
+        for kind in ("PeerAuthentication", "AuthorizationPolicy")
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +279,8 @@ _PARSERS: dict[str, Callable[[Reader, Mapping[str, object], str, str, Labels], P
     "Service": _service,
     "EndpointSlice": _endpoint_slice,
     "Pod": _pod,
+    "PeerAuthentication": peer_authentication,
+    "AuthorizationPolicy": authorization_policy,
 }
 
 

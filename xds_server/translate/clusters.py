@@ -1,9 +1,11 @@
 """Clusters: one EDS cluster per Service port, and the proxy's static inbound cluster.
 
 Outbound clusters take their endpoints from EDS over ADS, under their own name.
-They are memoized on (name, HTTP/2), so an unchanged Service port yields the very
-same message object from one translation to the next. Returned messages are
-shared: callers must not mutate them.
+A cluster of a mesh Service originates mTLS and checks that the server is one
+of the Service's SPIFFE IDs (`security.py`). They are memoized on (name,
+HTTP/2, those SPIFFE IDs), so an unchanged Service port yields the very same
+message object from one translation to the next. Returned messages are shared:
+callers must not mutate them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from api import contract
 from xds_server.model import Service, ServicePort
 from xds_server.translate.common import CACHE_SIZE, ads_source, connect_timeout, socket_address
 from xds_server.translate.protocol import speaks_http2
+from xds_server.translate.security import sni, upstream_tls
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
@@ -29,13 +32,18 @@ def cluster_name_of(service: Service, port: ServicePort, cluster_domain: str) ->
     return contract.outbound_cluster_name(port.port, host)
 
 
-def outbound_cluster(service: Service, port: ServicePort, cluster_domain: str) -> Any:
-    """The EDS cluster of one Service port."""
-    return _eds_cluster(cluster_name_of(service, port, cluster_domain), speaks_http2(port))
+def outbound_cluster(
+    service: Service,
+    port: ServicePort,
+    cluster_domain: str,
+    peers: tuple[str, ...] | None = None,
+) -> Any:
+    """The EDS cluster of one Service port; mTLS to `peers` (SPIFFE IDs) unless None."""
+    return _eds_cluster(cluster_name_of(service, port, cluster_domain), speaks_http2(port), peers)
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _eds_cluster(name: str, http2: bool) -> Any:
+def _eds_cluster(name: str, http2: bool, peers: tuple[str, ...] | None = None) -> Any:
     cluster = cluster_pb2.Cluster(
         name=name,
         type=cluster_pb2.Cluster.EDS,
@@ -51,6 +59,8 @@ def _eds_cluster(name: str, http2: bool) -> Any:
         packed = any_pb2.Any()
         packed.Pack(options)
         cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(packed)
+    if peers is not None:
+        cluster.transport_socket.CopyFrom(upstream_tls(peers, http2, sni(name)))
     return cluster
 
 

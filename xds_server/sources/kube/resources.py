@@ -12,6 +12,8 @@ class Resource:
     kind: str
     plural: str
     namespaced: bool = True
+    # Served only where its CustomResourceDefinition is installed; absent reads as empty.
+    custom: bool = False
 
     @property
     def api_version(self) -> str:
@@ -32,6 +34,12 @@ SERVICES = Resource("", "v1", "Service", "services")
 ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices")
 PODS = Resource("", "v1", "Pod", "pods")
 NAMESPACES = Resource("", "v1", "Namespace", "namespaces", namespaced=False)
+PEER_AUTHENTICATIONS = Resource(
+    "security.xdsmesh.io", "v1alpha1", "PeerAuthentication", "peerauthentications", custom=True
+)
+AUTHORIZATION_POLICIES = Resource(
+    "security.xdsmesh.io", "v1alpha1", "AuthorizationPolicy", "authorizationpolicies", custom=True
+)
 
-# What the model is built from, in the order the model lists them.
-MODEL_RESOURCES = (SERVICES, ENDPOINT_SLICES, PODS)
+# What the model is built from (the mesh's own kinds are in api/crds/).
+MODEL_RESOURCES = (SERVICES, ENDPOINT_SLICES, PODS, PEER_AUTHENTICATIONS, AUTHORIZATION_POLICIES)
