@@ -1,0 +1,387 @@
+"""Upstream HTTP connections, and the one-request view of them the router drives.
+
+Theory of operation
+-------------------
+An `UpstreamStream` is one attempt's exchange: `write` events (serialized at
+once into an output buffer), `flush` them, `receive` the response events,
+`ack` forwarded response bytes (HTTP/2 flow control) and `release` it when
+the attempt is over, reusable or not.
+
+HTTP/1.1: the connection is the stream (one request at a time, never
+pipelined). There is no reader task: the attempt reads the socket itself,
+so an idle pooled connection is checked with a zero-timeout poll before
+reuse (a peer that closed or sent stray bytes makes it stale).
+
+HTTP/2: one reader task per connection (run in the pool manager's nursery)
+feeds the codec and hands each stream's events to its `Inbox`; writers share
+the socket through a lock and a common output buffer: whoever holds the lock
+sends everything queued, so a flush never waits behind another one for
+nothing. A stream's `flush` also waits while the codec holds more than
+`HIGH_WATER` bytes of it back for lack of window (the peer's back-pressure).
+
+Reset reasons are Envoy's: a closed or reset HTTP/1.1 connection and an
+HTTP/2 connection lost under a stream are `CONNECTION_TERMINATION`, an
+RST_STREAM is `REMOTE_RESET` (`REFUSED_STREAM` for REFUSED_STREAM or
+GOAWAY), an unparsable response `PROTOCOL_ERROR`.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+import trio
+from h2.errors import ErrorCodes
+
+from pydp.http import (
+    ConnectionClosed,
+    EndOfMessage,
+    Event,
+    H1ClientConnection,
+    H2ClientConnection,
+    H2Options,
+    RemoteProtocolError,
+    Request,
+    StreamError,
+    StreamReset,
+    WindowUpdated,
+)
+from pydp.proxy.inbox import Inbox, Signal
+from pydp.proxy.sockets import send_all
+from pydp.upstream.breakers import RoutingPriority
+from pydp.upstream.retry import ResetReason
+
+if TYPE_CHECKING:
+    from pydp.proxy.pools import HostPool
+
+RECEIVE_SIZE = 65536
+HIGH_WATER = 64 * 1024
+STREAM_WINDOW = 1024 * 1024
+_POLL_STALE = select.POLLIN | select.POLLERR | select.POLLHUP
+
+
+class UpstreamReset(Exception):
+    """The attempt ended without (the rest of) a response."""
+
+    def __init__(self, reason: ResetReason) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+class ConnectFailure(Exception):
+    """The connection to a host could not be made."""
+
+    def __init__(self, reason: ResetReason, address: str) -> None:
+        super().__init__(f"connecting to {address}: {reason.value}")
+        self.reason = reason
+
+
+async def connect(address: str, port: int, connect_timeout: float) -> trio.SocketStream:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = trio.socket.socket(family, socket.SOCK_STREAM)
+    label = f"[{address}]:{port}" if family == socket.AF_INET6 else f"{address}:{port}"
+    try:
+        with trio.fail_after(connect_timeout):
+            await sock.connect((address, port))
+    except trio.TooSlowError:
+        sock.close()
+        raise ConnectFailure(ResetReason.CONNECTION_TIMEOUT, label) from None
+    except OSError:
+        sock.close()
+        raise ConnectFailure(ResetReason.CONNECTION_FAILURE, label) from None
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
+
+
+class UpstreamStream(ABC):
+    stream_id: int
+    protocol: str
+
+    @abstractmethod
+    def write(self, event: Event) -> None: ...
+
+    @abstractmethod
+    async def flush(self) -> None:
+        """Send what was written; a broken connection shows up in `receive`."""
+
+    @abstractmethod
+    async def receive(self) -> list[Event]:
+        """The next response events (raises `UpstreamReset` when the connection failed)."""
+
+    @abstractmethod
+    def reason(self, event: StreamReset | StreamError) -> ResetReason: ...
+
+    @abstractmethod
+    async def ack(self, size: int) -> None: ...
+
+    @abstractmethod
+    def release(self) -> None:
+        """The attempt is over: keep the connection if it can serve another request."""
+
+
+class H1Upstream(UpstreamStream):
+    protocol = "HTTP/1.1"
+
+    def __init__(self, sock: trio.SocketStream, pool: HostPool, priority: RoutingPriority) -> None:
+        self.sock = sock
+        self.pool = pool
+        self.priority = priority
+        self.codec = H1ClientConnection()
+        self.out = bytearray()
+        self.stream_id = 0
+        self.requests = 0
+        self.broken = False
+        self.closed = False
+        self.last_used = trio.current_time()
+
+    def open(self) -> H1Upstream:
+        self.stream_id = self.codec.open_stream()
+        self.requests += 1
+        return self
+
+    def stale(self) -> bool:
+        """Closed by the peer, or bytes nobody asked for, while idle."""
+        poller = select.poll()
+        poller.register(self.sock.socket.fileno(), _POLL_STALE)
+        return bool(poller.poll(0))
+
+    def write(self, event: Event) -> None:
+        self.out += self.codec.send(event)
+
+    async def flush(self) -> None:
+        if not self.out or self.broken:
+            return
+        out, self.out = self.out, bytearray()
+        try:
+            await send_all(self.sock, out)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.broken = True
+
+    async def receive(self) -> list[Event]:
+        while True:
+            try:
+                data = await self.sock.receive_some(RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            try:
+                events = self.codec.receive_data(data)
+            except RemoteProtocolError:
+                self.broken = True
+                raise UpstreamReset(ResetReason.PROTOCOL_ERROR) from None
+            if events:
+                return events
+            if not data:
+                self.broken = True
+                raise UpstreamReset(ResetReason.CONNECTION_TERMINATION)
+
+    def reason(self, event: StreamReset | StreamError) -> ResetReason:
+        if isinstance(event, StreamError):
+            return ResetReason.PROTOCOL_ERROR
+        return ResetReason.CONNECTION_TERMINATION
+
+    async def ack(self, size: int) -> None:
+        pass
+
+    def release(self) -> None:
+        self.pool.release_h1(self)
+
+    def reusable(self) -> bool:
+        return not self.broken and not self.closed and self.codec.available_streams > 0
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.sock.socket.close()
+            self.pool.connection_closed(self)
+
+
+class H2UpstreamConnection:
+    protocol = "HTTP/2"
+
+    def __init__(self, sock: trio.SocketStream, pool: HostPool, priority: RoutingPriority) -> None:
+        self.sock = sock
+        self.pool = pool
+        self.priority = priority
+        self.codec = H2ClientConnection(options=H2Options(initial_stream_window_size=STREAM_WINDOW))
+        self.out = bytearray(self.codec.data_to_send())
+        self.lock = trio.Lock()
+        self.streams: dict[int, H2UpstreamStream] = {}
+        self.requests = 0
+        self.max_requests: int | None = None
+        self.eof = False
+        self.protocol_error = False
+        self.dead = False
+        self.draining = False
+        self.closed = False
+        self.scope = trio.CancelScope()
+        self.last_used = trio.current_time()
+
+    def usable(self) -> bool:
+        if self.dead or self.draining:
+            return False
+        if self.max_requests is not None and self.requests >= self.max_requests:
+            return False
+        return self.codec.available_streams > 0
+
+    def open_stream(self) -> H2UpstreamStream:
+        stream = H2UpstreamStream(self, self.codec.open_stream())
+        self.streams[stream.stream_id] = stream
+        self.requests += 1
+        return stream
+
+    async def flush(self, wait: bool = True) -> None:
+        """Send everything queued; with `wait` False, leave it to a flush in progress."""
+        if not wait and self.lock.locked():
+            return
+        async with self.lock:
+            while self.out and not self.dead:
+                out, self.out = self.out, bytearray()
+                try:
+                    await send_all(self.sock, out)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self.dead = True
+                    self.scope.cancel()
+
+    async def run(self, idle_timeout: float | None) -> None:
+        """The reader task: until EOF, a protocol error, idleness or `close()`."""
+        try:
+            with self.scope:
+                await self._read(idle_timeout)
+        finally:
+            self.dead = True
+            for stream in list(self.streams.values()):
+                stream.inbox.put(StreamReset(stream.stream_id, ErrorCodes.INTERNAL_ERROR))
+                stream.window.fire()
+            self.close()
+
+    async def _read(self, idle_timeout: float | None) -> None:
+        while True:
+            deadline = trio.current_time() + idle_timeout if idle_timeout else float("inf")
+            with trio.move_on_at(deadline if not self.streams else float("inf")) as idle:
+                data = await self.sock.receive_some(RECEIVE_SIZE)
+            if idle.cancelled_caught:
+                if not self.streams:
+                    return
+                continue
+            if not data:
+                self.eof = True
+            try:
+                events = self.codec.receive_data(data)
+            except RemoteProtocolError:
+                self.protocol_error = True
+                self.out += self.codec.data_to_send()
+                await self.flush()
+                return
+            self.out += self.codec.data_to_send()
+            self._dispatch(events)
+            if self.out:
+                await self.flush(wait=False)
+            if self.eof:
+                return
+
+    def _dispatch(self, events: list[Event]) -> None:
+        streams = self.streams
+        for event in events:
+            if isinstance(event, WindowUpdated):
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.window.fire()
+            elif isinstance(event, ConnectionClosed):
+                self.draining = True
+                self.pool.capacity_changed()
+            else:
+                stream = streams.get(getattr(event, "stream_id", -1))
+                if stream is not None:
+                    stream.inbox.put(event)
+
+    def stream_done(self, stream: H2UpstreamStream) -> None:
+        self.streams.pop(stream.stream_id, None)
+        self.last_used = trio.current_time()
+        if self.draining and not self.streams:
+            self.scope.cancel()
+        else:
+            self.pool.capacity_changed()
+
+    def drain(self) -> None:
+        self.draining = True
+        if not self.streams:
+            self.scope.cancel()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.dead = True
+            self.scope.cancel()
+            self.sock.socket.close()
+            self.pool.connection_closed(self)
+
+
+class H2UpstreamStream(UpstreamStream):
+    protocol = "HTTP/2"
+
+    def __init__(self, conn: H2UpstreamConnection, stream_id: int) -> None:
+        self.conn = conn
+        self.stream_id = stream_id
+        self.inbox: Inbox[Event] = Inbox()
+        self.window = Signal()
+        self.request_ended = False
+        self.response_ended = False
+        self.released = False
+
+    def write(self, event: Event) -> None:
+        conn = self.conn
+        if conn.dead:
+            return
+        if isinstance(event, EndOfMessage) or (isinstance(event, Request) and event.end_stream):
+            self.request_ended = True
+        conn.out += conn.codec.send(event)
+
+    async def flush(self) -> None:
+        conn = self.conn
+        await conn.flush()
+        codec = conn.codec
+        while (
+            not conn.dead
+            and not self.response_ended
+            and codec.buffered_outbound(self.stream_id) > HIGH_WATER
+        ):
+            await self.window.wait()
+
+    async def receive(self) -> list[Event]:
+        inbox = self.inbox
+        events = [await inbox.get(), *inbox.take_all()]
+        for event in events:
+            if isinstance(event, EndOfMessage | StreamReset | StreamError):
+                self.response_ended = True
+        return events
+
+    def reason(self, event: StreamReset | StreamError) -> ResetReason:
+        conn = self.conn
+        if isinstance(event, StreamError) or conn.protocol_error:
+            return ResetReason.PROTOCOL_ERROR
+        if conn.eof or conn.dead:
+            return ResetReason.CONNECTION_TERMINATION
+        if event.code == ErrorCodes.REFUSED_STREAM:
+            return ResetReason.REFUSED_STREAM
+        return ResetReason.REMOTE_RESET
+
+    async def ack(self, size: int) -> None:
+        conn = self.conn
+        if conn.dead or self.response_ended:
+            return
+        conn.out += conn.codec.ack_data(self.stream_id, size)
+        await conn.flush()
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        conn = self.conn
+        if not conn.dead and not (self.request_ended and self.response_ended):
+            conn.out += conn.codec.send(StreamReset(self.stream_id, ErrorCodes.CANCEL))
+            conn.pool.flush_soon(conn)
+        conn.stream_done(self)
