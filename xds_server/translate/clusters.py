@@ -73,7 +73,7 @@ def inbound_cluster(app_port: int) -> Any:
             address=socket_address(contract.APP_ADDRESS, app_port)
         )
     )
-    return cluster_pb2.Cluster(
+    cluster = cluster_pb2.Cluster(
         name=name,
         type=cluster_pb2.Cluster.STATIC,
         connect_timeout=connect_timeout(),
@@ -83,6 +83,14 @@ def inbound_cluster(app_port: int) -> Any:
             endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[endpoint])],
         ),
     )
+    # The app gets the protocol the caller spoke: h2c and gRPC stay HTTP/2 to it.
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    options.use_downstream_protocol_config.http_protocol_options.SetInParent()
+    options.use_downstream_protocol_config.http2_protocol_options.SetInParent()
+    packed = any_pb2.Any()
+    packed.Pack(options)
+    cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(packed)
+    return cluster
 
 
 def cache_info() -> _CacheInfo:

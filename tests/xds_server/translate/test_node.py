@@ -2,6 +2,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from api import contract
 from api.contract import NodeProfile
@@ -109,6 +110,16 @@ def test_inbound_listener_route_and_cluster_exact() -> None:
                     ]
                 }
             ],
+        },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/"
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "use_downstream_protocol_config": {
+                    "http_protocol_options": {},
+                    "http2_protocol_options": {},
+                },
+            }
         },
     }
 
@@ -253,3 +264,15 @@ def test_virtual_host_whose_domains_are_all_taken_is_dropped() -> None:
     [vhost] = out.routes[contract.ROUTE_OUTBOUND].virtual_hosts
     assert vhost.name == "web.shop.svc.cluster.local:80"
     assert any("dropped" in w and "Service shop/web port 80" in w for w in out.warnings)
+
+
+def test_the_inbound_cluster_speaks_to_the_app_in_the_callers_protocol() -> None:
+    out = translate_node(Model.build(), NodeProfile(namespace="default"))
+    cluster = out.clusters[contract.inbound_cluster_name(contract.APP_PORT)]
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    cluster.typed_extension_protocol_options[
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    ].Unpack(options)
+    downstream = options.use_downstream_protocol_config
+    assert downstream.HasField("http_protocol_options")
+    assert downstream.HasField("http2_protocol_options")
