@@ -52,7 +52,6 @@ from pydp.xds import BootstrapConfig, ConfigStore, ListenerChanges, Snapshot, Up
 from pydp.xds.client import Connect
 from pydp.xds.decode import Message
 from pydp.xds.store import TypeDump, keep_messages
-from pydp.xds.transport import open_grpc_stream
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ class App:
         config_path: str = "",
         log_level: str = "info",
         admin: bool = True,
-        connect: Connect = open_grpc_stream,
+        connect: Connect | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.bootstrap = bootstrap

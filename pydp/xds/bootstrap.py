@@ -58,6 +58,9 @@ class BootstrapConfig:
     initial_fetch_timeout: float = DEFAULT_INITIAL_FETCH_TIMEOUT  # 0: wait forever
     source: str = "<bootstrap>"
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # Sent with the xDS call, as Envoy sends grpc_services[0].initial_metadata
+    # (the control plane's per-workload token travels this way).
+    initial_metadata: tuple[tuple[str, str], ...] = ()
 
     @property
     def node_id(self) -> str:
@@ -136,7 +139,22 @@ def parse_bootstrap(data: Mapping[str, Any], source: str = "<bootstrap>") -> Boo
         initial_fetch_timeout=timeout,
         source=source,
         metadata=json_format.MessageToDict(node.metadata),
+        initial_metadata=_initial_metadata(source, ads.grpc_services[0]),
     )
+
+
+def _initial_metadata(source: str, service: Message) -> tuple[tuple[str, str], ...]:
+    out = []
+    for i, header in enumerate(service.initial_metadata):
+        key = header.key.lower()
+        if not key or key.startswith(":") or header.raw_value:
+            raise BootstrapError(
+                source,
+                f"dynamic_resources.ads_config.grpc_services[0].initial_metadata[{i}]",
+                "needs a lowercase key that is not a pseudo-header, and a string value",
+            )
+        out.append((key, header.value))
+    return tuple(out)
 
 
 def _format(source: str) -> str:

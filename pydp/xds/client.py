@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, NoReturn
 
 import trio
@@ -63,7 +64,7 @@ class XdsClient:
         config: BootstrapConfig,
         store: ConfigStore,
         *,
-        connect: Connect = open_grpc_stream,
+        connect: Connect | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
@@ -78,7 +79,7 @@ class XdsClient:
         self.connected = False
         self.streams_opened = 0
         self.last_error: GrpcError | None = None
-        self._connect = connect
+        self._connect = connect or partial(open_grpc_stream, metadata=config.initial_metadata)
         self._backoff = Backoff(config.backoff_base, config.backoff_max, rand)
         self._method = DELTA_ADS_METHOD if config.delta else ADS_METHOD
         self._response_class: Any = (

@@ -18,7 +18,7 @@ cancellation needs no cleanup task and leaves no thread behind.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Protocol
 from urllib.parse import unquote
@@ -106,6 +106,7 @@ async def open_grpc_stream(
     *,
     connect_timeout: float = 5.0,
     max_message: int = DEFAULT_MAX_MESSAGE,
+    metadata: Sequence[tuple[str, str]] = (),
 ) -> GrpcStream:
     """Connect and start a call; use the result as an async context manager to close it."""
     try:
@@ -115,7 +116,7 @@ async def open_grpc_stream(
         raise GrpcError(UNAVAILABLE, f"cannot connect to {host}:{port}: {exc}") from exc
     stream = GrpcStream(sock, f"{host}:{port}", max_message)
     try:
-        await stream.start(method)
+        await stream.start(method, metadata)
     except BaseException:
         await sock.aclose()
         raise
@@ -150,7 +151,7 @@ class GrpcStream:
     async def aclose(self) -> None:
         await self._sock.aclose()
 
-    async def start(self, method: str) -> None:
+    async def start(self, method: str, metadata: Sequence[tuple[str, str]] = ()) -> None:
         self._conn.initiate_connection()
         self._conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: _WINDOW})
         self._conn.increment_flow_control_window(_WINDOW)
@@ -165,6 +166,7 @@ class GrpcStream:
                 ("content-type", "application/grpc"),
                 ("te", "trailers"),
                 ("user-agent", "pydp-xds"),
+                *metadata,
             ],
         )
         await self._flush()

@@ -191,3 +191,14 @@ def test_bad_target_uri_and_unreadable_file(tmp_path: Path) -> None:
     scalar.write_text("42")
     with pytest.raises(BootstrapError, match="mapping at the top level"):
         load_bootstrap(scalar)
+
+
+def test_initial_metadata_is_carried_for_the_xds_call() -> None:
+    doc = base()
+    service = doc["dynamic_resources"]["ads_config"]["grpc_services"][0]
+    service["initial_metadata"] = [{"key": "Authorization", "value": "Bearer t0ken"}]
+    config = parse_bootstrap(doc, "b.yaml")
+    assert config.initial_metadata == (("authorization", "Bearer t0ken"),)
+    service["initial_metadata"] = [{"key": ":path", "value": "/x"}]
+    with pytest.raises(BootstrapError, match=r"grpc_services\[0\]\.initial_metadata\[0\]"):
+        parse_bootstrap(doc, "b.yaml")
