@@ -31,6 +31,7 @@ XDS_TYPES = {
     contract.TYPE_ROUTE: "name",
 }
 XDS_STATES = ("ACKED", "NACKED")
+MODES = ("loopback", "pods")
 XDS_SHORT = tuple(contract.SHORT_TYPE_NAMES.values())
 ACTIONS = (
     "request",
@@ -65,6 +66,7 @@ TOP_LEVEL = {
     "xds",
     "steps",
     "expect_differs",
+    "modes",
 }
 
 
@@ -122,6 +124,12 @@ class _Parser(RequestReader):
             self.difference(d, f"expect_differs[{i}]")
             for i, d in enumerate(self.seq(top.get("expect_differs", []), "expect_differs"))
         )
+        modes = tuple(
+            self.choice(m, f"modes[{i}]", MODES)
+            for i, m in enumerate(self.seq(top.get("modes", ["loopback"]), "modes"))
+        )
+        if not modes:
+            raise self.fail("modes", f"needs at least one of {', '.join(MODES)}")
         ports: set[str] = set()
         for where, value in (("manifests", top.get("manifests")), ("xds", top.get("xds"))):
             for kind, ref in placeholders.find(value):
@@ -140,6 +148,7 @@ class _Parser(RequestReader):
             xds=xds,
             expect_differs=differs,
             ports=tuple(sorted(ports)),
+            modes=modes,
         )
 
     def placeholder(self, kind: str, ref: str, where: str, ports: set[str]) -> None:

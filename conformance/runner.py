@@ -4,7 +4,9 @@
 addresses), then compares the data planes of each scenario and decides the
 outcomes (`compare.py`). A run that cannot start or breaks is an `error` with
 the tail of every process log; a scenario that needs xDS injection on a
-control plane without it is a `skip` that says so.
+control plane without it is a `skip` that says so, and so is one that does
+not run in the mode asked for (`pods`: each backend a pod behind a sidecar,
+see `conformance/pods/`; `loopback` otherwise).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import trio
 from conformance import compare, controlplane, steps
 from conformance.controlplane import ControlPlaneError
 from conformance.dataplanes import REFERENCE, REGISTRY
+from conformance.pods.system import PodsError
+from conformance.pods.world import open_pod_world
 from conformance.procs import StartError
 from conformance.results import ERROR, FAIL, SKIP, RunResult, ScenarioResult
 from conformance.scenario import Scenario
@@ -39,6 +43,11 @@ class Options:
     run_timeout: float = 180.0
     logs_on_success: bool = False
     workroot: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    pods: bool = False  # run in pods mode: network namespaces with transparent capture
+
+    @property
+    def mode(self) -> str:
+        return "pods" if self.pods else "loopback"
 
 
 def result_key(scenario: Scenario, xds: str, modes: Sequence[str]) -> str:
@@ -47,6 +56,10 @@ def result_key(scenario: Scenario, xds: str, modes: Sequence[str]) -> str:
 
 async def run_one(scenario: Scenario, dataplane: str, xds: str, options: Options) -> RunResult:
     result = RunResult(scenario.name, dataplane, xds)
+    if options.mode not in scenario.modes:
+        result.outcome = SKIP
+        result.note = f"runs in {', '.join(scenario.modes)} mode only, not {options.mode}"
+        return result
     inject = scenario.needs_injection
     if inject and not controlplane.supports_injection(options.xds_server):
         result.outcome = SKIP
@@ -62,7 +75,8 @@ async def run_one(scenario: Scenario, dataplane: str, xds: str, options: Options
     world = None
     try:
         with trio.fail_after(options.run_timeout):
-            async with open_world(scenario, REGISTRY[dataplane], settings) as world:
+            opener = open_pod_world if options.pods else open_world
+            async with opener(scenario, REGISTRY[dataplane], settings) as world:
                 result.steps = await steps.run_steps(world, scenario.steps)
                 if result.failures:
                     result.outcome = FAIL
@@ -70,7 +84,7 @@ async def run_one(scenario: Scenario, dataplane: str, xds: str, options: Options
                     result.logs = world.logs()
     except trio.TooSlowError:
         result.outcome, result.error = ERROR, f"did not finish within {options.run_timeout}s"
-    except (WorldError, StartError, ControlPlaneError, OSError) as e:
+    except (WorldError, StartError, ControlPlaneError, PodsError, OSError) as e:
         result.outcome, result.error = ERROR, str(e)
     finally:
         result.duration = round(time.monotonic() - started, 2)

@@ -119,6 +119,7 @@ class Scenario:
     xds: tuple[Json, ...] = ()
     expect_differs: tuple[ExpectedDifference, ...] = ()
     ports: tuple[str, ...] = ()  # every `{port:NAME}` the scenario uses
+    modes: tuple[str, ...] = ("loopback",)  # where it runs: loopback, pods (`--pods`)
 
     @property
     def needs_injection(self) -> bool:

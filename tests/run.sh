@@ -6,6 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${XDSMESH_VENV:-.venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+# The pods test bed (tests/pods: network namespaces, iptables capture) needs
+# iptables and iproute2; as root (as CI runs), install them if missing.
+if [ "$(id -u)" = 0 ] && ! { command -v iptables && command -v ip; } >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables iproute2
+fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .

@@ -47,7 +47,7 @@ def test_the_whole_suite_passes_on_both_data_planes_in_sotw_and_delta(tmp_path: 
     assert result["xds"] == ["sotw", "delta"]
     assert result["rules"]["tolerance"]["alpha"] == 0.001
     every = sorted(s.name for s in load.load_all())
-    assert len(every) >= 23
+    assert len(every) >= 30
     names = [s["name"] for s in result["scenarios"]]
     assert names == [f"{n} [{x}]" for n in every for x in ("sotw", "delta")]
     for scenario in result["scenarios"]:
