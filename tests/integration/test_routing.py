@@ -1,4 +1,5 @@
-"""Stock Envoy, pointed at a real xds-server, routes by Service name and follows changes."""
+"""Each data plane (stock Envoy, pydp), pointed at a real xds-server, routes by Service name
+and follows changes, in State of the World and Delta."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from tests.harness import manifests
 from tests.harness.backends import EchoServer, echo_backends
 from tests.harness.net import free_port, loopback, wait_until
 from tests.harness.procs import ControlPlane, Envoy, control_plane, envoy
+from tests.harness.pydp_proc import Pydp, pydp
 
 SERVICE_PORT = 9080
 CLUSTER = f"outbound|{SERVICE_PORT}||reviews.default.svc.cluster.local"
@@ -24,7 +27,7 @@ CLUSTER = f"outbound|{SERVICE_PORT}||reviews.default.svc.cluster.local"
 @dataclass
 class World:
     cp: ControlPlane
-    proxy: Envoy
+    proxy: Envoy | Pydp
     outbound: int
     folder: Path
     backends: dict[str, str]
@@ -63,8 +66,9 @@ class World:
         )
 
 
-@pytest.fixture(params=["sotw", "delta"])
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+@contextmanager
+def open_world(tmp_path: Path, dataplane: str, xds: str) -> Iterator[World]:
+    """Backends, xds-server and one sidecar of `dataplane` ("envoy" or "pydp")."""
     folder = tmp_path / "manifests"
     folder.mkdir()
     names = {f"reviews-{i}": loopback() for i in range(3)}
@@ -81,13 +85,20 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
                 "--inbound-port",
                 str(free_port()),
             ]
-            if request.param == "delta":
+            if xds == "delta":
                 extra.append("--delta")
-            with envoy(cp.bootstrap("app-1.default", "default", *extra), tmp_path) as proxy:
+            start = envoy if dataplane == "envoy" else pydp
+            with start(cp.bootstrap("app-1.default", "default", *extra), tmp_path) as proxy:
                 w.cp, w.proxy = cp, proxy
                 yield w
                 assert proxy.stat("cluster_manager.cds.update_rejected") == 0
                 assert proxy.stat("listener_manager.lds.update_rejected") == 0
+
+
+@pytest.fixture(params=[(p, x) for p in ("envoy", "pydp") for x in ("sotw", "delta")], ids="-".join)
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    with open_world(tmp_path, *request.param) as w:
+        yield w
 
 
 def test_every_host_form_reaches_the_service(world: World) -> None:
