@@ -3,6 +3,11 @@
 Each pytest-xdist worker gets its own /16 of 127.0.0.0/8 (worker gw3 uses
 127.13.x.y), so backends of different workers never collide even when they
 share a port number, and test code can give backends distinct addresses.
+
+Ports handed to processes that bind them later (`free_port`) come from a
+slice of 10000-31999 private to the worker, below the kernel's ephemeral
+range (32768 and up): a port the kernel picked could be given again to
+another worker, or to an outgoing connection, before the process binds it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ import urllib.request
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
 _base = 10 + (int(_worker) if _worker.isdigit() else 0) % 200
 _hosts = itertools.count(11)
+_PORTS_PER_WORKER = 1000
+_first_port = 10_000 + (_base - 10) % 22 * _PORTS_PER_WORKER
+_port_offsets = itertools.count()
 
 
 def loopback(n: int | None = None) -> str:
@@ -26,10 +34,16 @@ def loopback(n: int | None = None) -> str:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port free on `host` now, and never handed out by another worker."""
+    for _ in range(_PORTS_PER_WORKER):
+        port = _first_port + next(_port_offsets) % _PORTS_PER_WORKER
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port left in this worker's slice on {host}")
 
 
 def wait_http(url: str, timeout: float = 20.0, expect: int = 200) -> bytes:
