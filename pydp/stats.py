@@ -66,4 +66,7 @@ class Stats:
         self.gauges[name] = value
 
     def observe(self, name: str, value_ms: float) -> None:
-        self.histograms[name].observe(value_ms)
+        histogram = self.histograms[name]
+        histogram.counts[bisect.bisect_left(BUCKETS, value_ms)] += 1
+        histogram.total += value_ms
+        histogram.count += 1

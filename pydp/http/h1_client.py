@@ -99,7 +99,7 @@ class H1ClientConnection:
         return not self._stopped
 
     def open_stream(self) -> int:
-        if self.available_streams == 0:
+        if self._busy or not self._reusable:
             raise LocalProtocolError("the connection is busy or closing")
         self._busy = True
         self._stream_id = self._next_stream_id
@@ -126,21 +126,21 @@ class H1ClientConnection:
         """Serialize one event of the request in flight. Events for a request
         whose response already ended (the connection is then closing) are
         dropped."""
-        if getattr(event, "stream_id", None) == self._orphan:
+        if self._orphan and getattr(event, "stream_id", None) == self._orphan:
             return b""
+        kind = type(event)
+        if kind is Request:
+            return self._send_request(event)  # type: ignore[arg-type]
+        if kind is EndOfMessage:
+            return self._send_end(event)  # type: ignore[arg-type]
+        if kind is Data:
+            return self._send_data(event)  # type: ignore[arg-type]
         if isinstance(event, Data):
-            self._check(event.stream_id, _BODY, "Data")
-            return self._framer.data(event.data)
+            return self._send_data(event)
         if isinstance(event, Request):
-            self._check(event.stream_id, _NONE, "Request")
-            return self._head(event)
+            return self._send_request(event)
         if isinstance(event, EndOfMessage):
-            self._check(event.stream_id, _BODY, "EndOfMessage")
-            out = self._framer.end(event.trailers)
-            self._request = _DONE
-            if self._response_done:
-                self._end_exchange()
-            return out
+            return self._send_end(event)
         if isinstance(event, StreamReset):
             self._check(event.stream_id, None, "StreamReset")
             self._reusable = False
@@ -149,6 +149,25 @@ class H1ClientConnection:
             return b""
         raise LocalProtocolError(f"a client connection cannot send {type(event).__name__}")
 
+    def _send_request(self, event: Request) -> bytes:
+        if not self._busy or event.stream_id != self._stream_id or self._request != _NONE:
+            self._check(event.stream_id, _NONE, "Request")
+        return self._head(event)
+
+    def _send_data(self, event: Data) -> bytes:
+        if not self._busy or event.stream_id != self._stream_id or self._request != _BODY:
+            self._check(event.stream_id, _BODY, "Data")
+        return self._framer.data(event.data)
+
+    def _send_end(self, event: EndOfMessage) -> bytes:
+        if not self._busy or event.stream_id != self._stream_id or self._request != _BODY:
+            self._check(event.stream_id, _BODY, "EndOfMessage")
+        out = self._framer.end(event.trailers)
+        self._request = _DONE
+        if self._response_done:
+            self._end_exchange()
+        return out
+
     def _check(self, stream_id: int, state: int | None, what: str) -> None:
         if not self._busy or stream_id != self._stream_id:
             raise LocalProtocolError(f"{what}: stream {stream_id} is not the one opened")
@@ -156,11 +175,12 @@ class H1ClientConnection:
             raise LocalProtocolError(f"{what} out of order on stream {stream_id}")
 
     def _head(self, request: Request) -> bytes:
-        method, authority, path = request_target(request.headers)
+        headers = request.headers
+        method, authority, path = request_target(headers)
         if method == b"CONNECT":
             raise LocalProtocolError("CONNECT is not supported")
         parts = [method, b" ", path, b" HTTP/1.1\r\nhost: ", authority, b"\r\n"]
-        lines, content_length = add_fields(parts, request.headers)
+        lines, content_length = add_fields(parts, headers)
         framer = self._framer
         if content_length is not None:
             framer.start(LENGTH, int(content_length))
@@ -195,11 +215,8 @@ class H1ClientConnection:
 
     def _take(self) -> list[Event]:
         events = self._reader.events
-        out: list[Event] = []
-        while events:
-            item = events.popleft()
-            if not isinstance(item, ProtocolError):
-                out.append(item)
+        out = [item for item in events if not isinstance(item, ProtocolError)]
+        events.clear()
         return out
 
     def _feed(self, data: bytes) -> None:

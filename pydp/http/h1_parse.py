@@ -53,6 +53,7 @@ class MessageReader:
         self.options = options
         self.max_count = limits.max_headers_count
         self.max_bytes = limits.max_headers_bytes
+        self.max_body = limits.max_body_bytes
         self.enable_trailers = options.enable_trailers
         self.client_side = client_side
         self.events: Queue = deque()
@@ -89,9 +90,9 @@ class MessageReader:
         name = name.lower()
         if value and value[-1] in _WS:
             value = value.rstrip(b" \t")
-        self.header_count += 1
-        self.header_bytes += len(name) + len(value)
-        if self.header_count > self.max_count or self.header_bytes > self.max_bytes:
+        count = self.header_count = self.header_count + 1
+        size = self.header_bytes = self.header_bytes + len(name) + len(value)
+        if count > self.max_count or size > self.max_bytes:
             raise self.over_limit()
         if self.in_trailers:
             if name not in _NOT_IN_TRAILERS:
@@ -155,9 +156,9 @@ class MessageReader:
 
     def on_body(self, body: bytes) -> None:
         self.idle = -self.chunk_len
-        self.body_bytes += len(body)
-        limit = self.limits.max_body_bytes
-        if limit is not None and self.body_bytes > limit:
+        size = self.body_bytes = self.body_bytes + len(body)
+        limit = self.max_body
+        if limit is not None and size > limit:
             raise self.error(f"body larger than {limit} bytes", 413, "request_payload_too_large")
         self.events.append(Data(self.stream_id, body))
 

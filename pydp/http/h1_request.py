@@ -81,7 +81,11 @@ class RequestReader(MessageReader):
             # connect_matcher, which pydp does not support.
             raise self.error("CONNECT is not supported", 404, "route_not_found")
         keep_alive = self.keep_alive_for(version)
-        scheme, authority, path = self._target(method, http10)
+        url = self.url
+        if url[:1] == b"/" and self.host is not None:
+            scheme, authority, path = self.scheme, self.host, url
+        else:
+            scheme, authority, path = self._target(method, http10)
         upgrade = None
         self.upgrade_body = False
         if parser.should_upgrade():

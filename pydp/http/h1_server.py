@@ -120,7 +120,7 @@ class H1ServerConnection:
 
     def next_events(self) -> list[Event]:
         """Events of the next pipelined request, once the previous cycle ended."""
-        if self._active or self._should_close:
+        if self._active or self._should_close or not self._pending:
             return []
         return self._drain()
 
@@ -229,19 +229,20 @@ class H1ServerConnection:
         out: list[Event] = []
         while pending:
             item = pending[0]
-            if isinstance(item, ProtocolError):
+            kind = type(item)
+            if kind is Request:
+                if self._active:
+                    break
+                self._start(item)  # type: ignore[arg-type]
+            elif kind is EndOfMessage:
+                self._request_done = True
+            elif isinstance(item, ProtocolError):
                 if self._active:
                     break
                 pending.popleft()
                 self._raise(item)
-            elif type(item) is Request:
-                if self._active:
-                    break
-                self._start(item)
-            elif type(item) is EndOfMessage:
-                self._request_done = True
             pending.popleft()
-            out.append(item)
+            out.append(item)  # type: ignore[arg-type]
         return out
 
     def _start(self, request: Request) -> None:
@@ -268,22 +269,19 @@ class H1ServerConnection:
 
     def send(self, event: Event) -> bytes:
         """Serialize one event of the response to the request in progress."""
+        kind = type(event)
+        if kind is Data:
+            return self._send_data(event)  # type: ignore[arg-type]
+        if kind is Response:
+            return self._send_response(event)  # type: ignore[arg-type]
+        if kind is EndOfMessage:
+            return self._send_end(event)  # type: ignore[arg-type]
         if isinstance(event, Data):
-            self._check(event.stream_id, _BODY, "Data")
-            return self._framer.data(event.data)
+            return self._send_data(event)
         if isinstance(event, Response):
-            self._check(event.stream_id, _NONE, "Response")
-            return self._head(event)
+            return self._send_response(event)
         if isinstance(event, EndOfMessage):
-            self._check(event.stream_id, _BODY, "EndOfMessage")
-            out = self._framer.end(event.trailers)
-            self._response = _DONE
-            if not self._request_done:
-                self._must_close = True
-            self._active = False
-            if self._must_close or not self._keep_alive:
-                self._finish()
-            return out
+            return self._send_end(event)
         if isinstance(event, InformationalResponse):
             self._check(event.stream_id, _NONE, "InformationalResponse")
             return self._informational(event)
@@ -293,6 +291,28 @@ class H1ServerConnection:
             self._finish()
             return b""
         raise LocalProtocolError(f"a server connection cannot send {type(event).__name__}")
+
+    def _send_data(self, event: Data) -> bytes:
+        if not self._active or event.stream_id != self._stream_id or self._response != _BODY:
+            self._check(event.stream_id, _BODY, "Data")
+        return self._framer.data(event.data)
+
+    def _send_response(self, event: Response) -> bytes:
+        if not self._active or event.stream_id != self._stream_id or self._response != _NONE:
+            self._check(event.stream_id, _NONE, "Response")
+        return self._head(event)
+
+    def _send_end(self, event: EndOfMessage) -> bytes:
+        if not self._active or event.stream_id != self._stream_id or self._response != _BODY:
+            self._check(event.stream_id, _BODY, "EndOfMessage")
+        out = self._framer.end(event.trailers)
+        self._response = _DONE
+        if not self._request_done:
+            self._must_close = True
+        self._active = False
+        if self._must_close or not self._keep_alive:
+            self._finish()
+        return out
 
     def _check(self, stream_id: int, state: int | None, what: str) -> None:
         if not self._active or stream_id != self._stream_id:

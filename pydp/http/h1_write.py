@@ -21,15 +21,18 @@ CHUNKED = 2
 UNTIL_CLOSE = 3
 
 
+_SKIP_OR_LENGTH = HOP_BY_HOP | {b"content-length"}
+
+
 def add_fields(parts: list[bytes], headers: Headers) -> tuple[int, bytes | None]:
     """Append `name: value` lines; return (lines added, content-length value)."""
     content_length: bytes | None = None
     extend = parts.extend
     lines = 0
     for name, value in headers:
-        if name[:1] == b":" or name in HOP_BY_HOP:
-            continue
-        if name == b"content-length":
+        if name in _SKIP_OR_LENGTH:
+            if name != b"content-length":
+                continue
             if content_length is not None:
                 if value != content_length:
                     raise LocalProtocolError(
@@ -39,6 +42,8 @@ def add_fields(parts: list[bytes], headers: Headers) -> tuple[int, bytes | None]
             if not value.isdigit():
                 raise LocalProtocolError(f"invalid content-length {value!r}")
             content_length = value
+        elif name[:1] == b":":
+            continue
         extend((name, b": ", value, b"\r\n"))
         lines += 1
     return lines, content_length

@@ -13,6 +13,7 @@ from pydp.http import Data, EndOfMessage, Event, Limits, RemoteProtocolError
 from pydp.listener.config import HttpConnectionManagerConfig
 from pydp.proxy.pools import PoolManager
 from pydp.proxy.stat_names import HttpStatNames, http_names
+from pydp.proxy.timers import TimerQueue
 from pydp.router import FormatContext
 from pydp.runtime import Runtime
 from pydp.stats import Stats
@@ -51,9 +52,15 @@ class HttpContext:
     format: FormatContext = field(init=False)
     limits: Limits = field(init=False)
     clock: trio.abc.Clock = field(init=False)
+    timers: TimerQueue = field(init=False)
+    # Requests are logged (`runtime.access_log`) only when this connection manager has
+    # access logs: building an entry nobody writes is a good part of a small request.
+    log_access: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.clock = trio.lowlevel.current_clock()
+        self.timers = self.runtime.pools.timers
+        self.log_access = bool(self.config.access_logs)
         self.stats = self.runtime.stats
         self.names = http_names(self.config.stat_prefix)
         self.format = FormatContext(self.remote, self.local)

@@ -3,18 +3,26 @@
 Theory of operation
 -------------------
 No task per request: the connection's task parses, and when a `Request`
-comes out it runs the request handler itself. The handler's pump pulls the
-body through `H1Stream.receive`, which reads the socket only when the
-events already parsed are used up - so the next chunk is read only after the
-previous one was forwarded. Pipelined requests wait in the codec until the
-response before them is sent (`next_events`).
+comes out it runs the request itself (`ActiveRequest`). The request's pump
+pulls the body through `H1Stream.receive`, which reads the socket only when
+the events already parsed are used up - so the next chunk is read only after
+the previous one was forwarded. Pipelined requests wait in the codec until
+the response before them is sent (`next_events`).
 
-Between requests the connection waits at most `idle_timeout` for a first
-byte (then closes quietly, as Envoy does over HTTP/1.1); once a request has
-begun, its headers must be complete within `request_headers_timeout` (408
-`request header timeout`) and the stream idle timeout (408 `stream
-timeout`). A request the codec rejects is answered with the codec's status
-(and Envoy's body for it) on a closing connection.
+Timeouts: one `Alarm` per connection, and one cancel scope it cancels,
+entered around the whole loop of requests (not one per request). Between
+requests the alarm is the connection's `idle_timeout` (then the connection
+closes quietly, as Envoy's does over HTTP/1.1); once a request has begun, its
+headers must be complete within `request_headers_timeout` of its first byte
+(408 `request header timeout`) and the stream idle timeout of the last read
+(408 `stream timeout`); while a request runs, its own deadlines hold the
+alarm. When the scope is cancelled the loop leaves it, lets the request in
+progress (if any) answer its timeout, and enters a new scope. A request that
+ended at the moment its alarm fired leaves the scope the same way, so that
+nothing after it runs in a cancelled scope.
+
+A request the codec rejects is answered with the codec's status (and
+Envoy's body for it) on a closing connection.
 """
 
 from __future__ import annotations
@@ -49,11 +57,10 @@ from pydp.proxy.context import (
 )
 from pydp.proxy.headers import add_connection_headers
 from pydp.proxy.local_reply import REQUEST_HEADER_TIMEOUT, STREAM_TIMEOUT, text_reply
-from pydp.proxy.request import error_reply, handle_request
-from pydp.proxy.sockets import send_all
+from pydp.proxy.request import ActiveRequest, error_reply
+from pydp.proxy.sockets import receive_some, write_now
 from pydp.proxy.stream_info import StreamInfo
-
-RECEIVE_SIZE = 65536
+from pydp.proxy.timers import INF
 
 
 class H1Downstream:
@@ -63,68 +70,106 @@ class H1Downstream:
         self.codec = H1ServerConnection(limits=ctx.limits, scheme=ctx.scheme)
         self.events: deque[Event] = deque()
         self.out = bytearray()
+        self.stream = H1Stream(self)
+        self.alarm = ctx.timers.alarm()
+        self.request: ActiveRequest | None = None
         self.partial = False
-        config = ctx.config
-        candidates = (config.request_headers_timeout, config.stream_idle_timeout)
-        self.header_timeout = min((t for t in candidates if t), default=None)
+        self.head_deadline = INF
 
     async def run(self, initial: bytes) -> None:
+        alarm = self.alarm
+        try:
+            over = bool(initial) and not await self._feed(initial)
+            while not over:
+                scope = alarm.scope = trio.CancelScope()
+                with scope:
+                    over = await self._serve()
+                request = self.request
+                if request is not None:
+                    self.request = None
+                    await request.finish(timed_out=scope.cancelled_caught)
+                    over = self.codec.should_close
+                elif scope.cancelled_caught:
+                    over = await self._wait_expired()
+            await self.flush()
+        finally:
+            alarm.stop()
+            if self.request is not None:
+                self.request.close()
+
+    async def _serve(self) -> bool:
+        """Requests until the connection is over (True), or until the alarm's scope was
+        cancelled while a request ended (False: it is finished outside the scope)."""
         codec = self.codec
         events = self.events
-        if initial and not await self._feed(initial):
-            return
+        stream = self.stream
+        ctx = self.ctx
+        alarm = self.alarm
+        scope = alarm.scope
+        assert scope is not None
         while True:
             if not events:
                 if codec.should_close:
-                    break
+                    return True
                 pipelined = codec.next_events()
                 if pipelined:
                     events.extend(pipelined)
                     continue
-                data = await self._receive_next()
-                if data is None or not await self._feed(data):
-                    break
+                self._arm_wait()
+                data = await receive_some(self.sock, yield_first=True)
+                if not await self._feed(data):
+                    return True
                 continue
             event = events.popleft()
             if type(event) is Request:
                 self.partial = False
-                stream = H1Stream(self, event.stream_id)
+                stream.start(event.stream_id)
                 if events and type(events[0]) is ExpectContinue:
                     events.popleft()
                     stream.expect_continue = True
-                await handle_request(stream, event, self.ctx)
+                request = self.request = ActiveRequest(stream, event, ctx, alarm)
+                await request.run()
+                if scope.cancel_called:
+                    return False
+                self.request = None
+                if request.failure is None:
+                    request.close()
+                else:
+                    await request.finish()
                 if codec.should_close:
-                    break
+                    return True
             elif type(event) is ConnectionClosed:
-                break
-        await self.flush()
+                return True
 
-    async def _receive_next(self) -> bytes | None:
-        """Bytes for the next request, or None when the connection should end."""
-        config = self.ctx.config
-        timeout = self.header_timeout if self.partial else config.idle_timeout
-        if not timeout:
-            return await self._read()
-        with trio.move_on_after(timeout):
-            return await self._read()
-        names = self.ctx.names
+    def _arm_wait(self) -> None:
+        """The alarm while waiting for (the rest of) the next request's head."""
+        ctx = self.ctx
+        config = ctx.config
+        if self.partial:
+            deadline = self.head_deadline
+            idle = config.stream_idle_timeout
+            if idle:
+                deadline = min(deadline, ctx.clock.current_time() + idle)
+        else:
+            idle = config.idle_timeout
+            deadline = ctx.clock.current_time() + idle if idle else INF
+        self.alarm.set(deadline)
+
+    async def _wait_expired(self) -> bool:
+        ctx = self.ctx
+        names = ctx.names
         if not self.partial:
-            self.ctx.stats.inc(names.cx_idle_timeout)
-            return None
-        if timeout == config.request_headers_timeout:
-            self.ctx.stats.inc(names.rq_header_timeout)
+            ctx.stats.inc(names.cx_idle_timeout)
+        elif self.head_deadline <= ctx.clock.current_time():
+            ctx.stats.inc(names.rq_header_timeout)
             await self._reject(408, REQUEST_HEADER_TIMEOUT, "-")
         else:
-            self.ctx.stats.inc(names.rq_idle_timeout)
+            ctx.stats.inc(names.rq_idle_timeout)
             await self._reject(408, STREAM_TIMEOUT, "SI")
-        return None
+        return True
 
     async def _read(self) -> bytes:
-        try:
-            data = await self.sock.receive_some(RECEIVE_SIZE)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return b""
-        return bytes(data)
+        return await receive_some(self.sock)
 
     async def _feed(self, data: bytes) -> bool:
         """Parse `data`; False when the connection is over (a rejected request)."""
@@ -133,8 +178,17 @@ class H1Downstream:
         except RemoteProtocolError as error:
             await self._codec_error(error)
             return False
-        if data and not any(type(e) is Request for e in new):
-            self.partial = True
+        if data and not self.partial:
+            for event in new:
+                if type(event) is Request:
+                    break
+            else:
+                self.partial = True
+                timeout = self.ctx.config.request_headers_timeout
+                if timeout:
+                    self.head_deadline = self.ctx.clock.current_time() + timeout
+                else:
+                    self.head_deadline = INF
         self.events.extend(new)
         return True
 
@@ -181,14 +235,18 @@ class H1Downstream:
             self.out += _raw_response(status, headers, body)
         await self.flush()
         end = trio.current_time()
-        ctx.runtime.access_log(ctx.listener, info.http_entry(None, "HTTP/1.1", end, ctx.remote))
+        if ctx.log_access:
+            ctx.runtime.access_log(ctx.listener, info.http_entry(None, "HTTP/1.1", end, ctx.remote))
 
     async def flush(self) -> None:
-        if not self.out:
+        out = self.out
+        if not out:
             return
-        out, self.out = self.out, bytearray()
+        self.out = bytearray()
         try:
-            await send_all(self.sock, out)
+            rest = write_now(self.sock, out)
+            if rest:
+                await self.sock.send_all(rest)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise DownstreamReset() from None
 
@@ -206,9 +264,15 @@ class H1Stream(DownstreamStream):
 
     protocol = "HTTP/1.1"
 
-    def __init__(self, conn: H1Downstream, stream_id: int) -> None:
+    def __init__(self, conn: H1Downstream) -> None:
         self.conn = conn
+        self.stream_id = 0
+
+    def start(self, stream_id: int) -> None:
+        """The connection's next request (one object serves them all in turn)."""
         self.stream_id = stream_id
+        self.expect_continue = False
+        self.reset_by_peer = False
 
     async def receive(self) -> Data | EndOfMessage:
         conn = self.conn

@@ -8,7 +8,8 @@ go to its `Inbox`. A peer RST_STREAM cancels the stream's task (flag DC); a
 rejected request header block (`StreamError` without a request) is
 answered on a task of its own. Writers share the socket: each appends to
 the connection's output buffer and flushes under a lock, the lock holder
-sending everything queued (the reader never waits for the lock). A stream
+sending everything queued until the buffer is empty - so a flush that finds
+the lock taken returns at once (only a closing connection waits for it). A stream
 task's flush also waits while the codec holds more than `HIGH_WATER` of its
 data back for lack of window - the client's flow control is the back-pressure
 on the upstream. Request body bytes are acknowledged (`ack_data`, reopening
@@ -49,7 +50,7 @@ from pydp.proxy.context import (
     HttpContext,
 )
 from pydp.proxy.inbox import Inbox, Signal
-from pydp.proxy.request import error_reply, handle_request
+from pydp.proxy.request import ActiveRequest, error_reply
 from pydp.proxy.sockets import send_all
 from pydp.proxy.stream_info import StreamInfo
 
@@ -123,7 +124,7 @@ class H2Downstream:
         for event in events:
             self._dispatch(event)
         if self.out:
-            await self.flush(wait=False, quiet=True)
+            await self.flush(quiet=True)
         return True
 
     def _dispatch(self, event: Event) -> None:
@@ -154,13 +155,19 @@ class H2Downstream:
                 self.nursery.start_soon(self._reject, event)
 
     async def _run_stream(self, stream: H2Stream, request: Request) -> None:
+        scope = stream.scope
+        alarm = self.ctx.timers.alarm(scope)
+        active = ActiveRequest(stream, request, self.ctx, alarm)
         try:
-            with stream.scope:
-                await handle_request(stream, request, self.ctx)
+            with scope:
+                await active.run()
+            await active.finish(timed_out=scope.cancelled_caught and not stream.reset_by_peer)
         except Exception:
             log.exception("stream %d of %s failed", stream.stream_id, self.ctx.listener)
             await stream.reset()
         finally:
+            alarm.stop()
+            active.close()
             self.streams.pop(stream.stream_id, None)
             idle_timeout = self.ctx.config.idle_timeout
             if not self.streams and idle_timeout and self.idle_scope is not None:
@@ -184,12 +191,16 @@ class H2Downstream:
         ctx.stats.inc(ctx.names.rq_total)
         ctx.stats.inc(ctx.names.rq_http2_total)
         ctx.stats.inc(ctx.names.rq_class[status // 100])
-        await self.flush(wait=True, quiet=True)
+        await self.flush(quiet=True)
         end = trio.current_time()
-        ctx.runtime.access_log(ctx.listener, info.http_entry(None, "HTTP/2", end, ctx.remote))
+        if ctx.log_access:
+            ctx.runtime.access_log(ctx.listener, info.http_entry(None, "HTTP/2", end, ctx.remote))
 
-    async def flush(self, wait: bool = True, quiet: bool = False) -> None:
-        """Send everything queued; with `wait` False, leave it to a flush in progress."""
+    async def flush(self, wait: bool = False, quiet: bool = False) -> None:
+        """Send everything queued, or leave it to the flush in progress (which sends
+        whatever is queued before it ends): waiting for the lock would only queue
+        tasks behind it, one scheduler pass each. `wait` (before closing) waits for
+        it. A broken connection raises `DownstreamReset` unless `quiet`."""
         if self.broken:
             if quiet:
                 return
@@ -210,7 +221,7 @@ class H2Downstream:
 
     def flush_soon(self) -> None:
         if self.nursery is not None:
-            self.nursery.start_soon(self.flush, True, True)
+            self.nursery.start_soon(self.flush, False, True)
 
 
 class H2Stream(DownstreamStream):

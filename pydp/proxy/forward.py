@@ -61,6 +61,7 @@ from pydp.upstream import (
     LbContext,
     ResetReason,
     RetryDecision,
+    RetryState,
     RetryStatus,
     RoutingPriority,
     UpstreamCluster,
@@ -121,6 +122,31 @@ Outcome = float | LocalReply | ResetDownstream | None
 
 
 class Forwarder:
+    __slots__ = (
+        "attempts",
+        "body",
+        "clock",
+        "cluster",
+        "decision",
+        "hash_key",
+        "host",
+        "host_pool",
+        "names",
+        "per_try",
+        "policy",
+        "pools",
+        "priority",
+        "protocol",
+        "released",
+        "request_headers",
+        "retry",
+        "rq",
+        "runtime",
+        "stats",
+        "timeout_retry",
+        "try_scope",
+    )
+
     @classmethod
     def create(cls, rq: ActiveRequest, decision: Forward) -> Forwarder | None:
         """None when the route's cluster is unknown."""
@@ -129,29 +155,38 @@ class Forwarder:
 
     def __init__(self, rq: ActiveRequest, decision: Forward, cluster: UpstreamCluster) -> None:
         ctx = rq.ctx
+        runtime = ctx.runtime
         self.rq = rq
         self.decision = decision
         self.policy = policy = decision.policy
         self.cluster = cluster
-        self.runtime = ctx.runtime
+        self.runtime = runtime
         self.stats = ctx.stats
-        self.pools = ctx.runtime.pools.for_cluster(cluster, ctx.stats, ctx.runtime.now)
-        self.names = self.pools.names
-        self.priority = RoutingPriority.HIGH if policy.high_priority else RoutingPriority.DEFAULT
-        assert rq.headers is not None
-        self.request_headers = rq.headers
+        pools = self.pools = runtime.pools.for_cluster(cluster, ctx.stats, runtime.now)
+        self.names = pools.names
+        priority = self.priority = (
+            RoutingPriority.HIGH if policy.high_priority else RoutingPriority.DEFAULT
+        )
+        headers = rq.headers
+        assert headers is not None
+        self.request_headers = headers
         retry_policy = policy.retry_policy
-        self.retry = (
-            cluster.retry_state(retry_policy, rq.headers, self.priority)
-            if retry_policy is not None and retry_policy.retry_on
-            else None
-        )
-        self.per_try = retry_policy.per_try_timeout if retry_policy is not None else None
-        self.body = (
-            BodyBuffer(policy.per_request_buffer_limit or DEFAULT_BUFFER_LIMIT)
-            if self.retry is not None and not rq.request_complete
-            else None
-        )
+        if retry_policy is None:
+            self.retry: RetryState | None = None
+            self.per_try: float | None = None
+            self.body: BodyBuffer | None = None
+        else:
+            self.retry = (
+                cluster.retry_state(retry_policy, headers, priority)
+                if retry_policy.retry_on
+                else None
+            )
+            self.per_try = retry_policy.per_try_timeout
+            self.body = (
+                BodyBuffer(policy.per_request_buffer_limit or DEFAULT_BUFFER_LIMIT)
+                if self.retry is not None and not rq.request_complete
+                else None
+            )
         self.protocol = _protocol(cluster, rq.ds.protocol)
         self.attempts = 0
         self.host: Host | None = None
@@ -160,10 +195,11 @@ class Forwarder:
         self.clock = rq.clock
         self.host_pool: HostPool | None = None
         self.hash_key: int | None = None
+        self.released = False
 
     async def run(self) -> None:
         rq = self.rq
-        self.stats.inc(rq.ctx.names.router_rq_total)
+        self.stats.counters[rq.ctx.names.router_rq_total] += 1
         if self.policy.hash_policies:
             self.hash_key = compute_hash(
                 self.policy.hash_policies, self.request_headers, rq.ctx.remote[0]
@@ -209,40 +245,45 @@ class Forwarder:
     async def _attempt(self) -> Outcome:
         cluster, rq = self.cluster, self.rq
         retry = self.retry
+        hash_key = self.hash_key
         if retry is not None:
-            context: LbContext | None = retry.lb_context(self.hash_key)
+            context: LbContext | None = retry.lb_context(hash_key)
         else:
-            context = LbContext(hash_key=self.hash_key) if self.hash_key is not None else None
+            context = LbContext(hash_key=hash_key) if hash_key is not None else None
         host = cluster.choose_host(context)
         if host is None:
             self.stats.inc(self.names.cx_none_healthy)
             rq.info.flag("UH")
             return LocalReply(503, NO_HEALTHY_UPSTREAM, self.reply_extra())
         self.host = host
-        rq.info.upstream_host = host
-        rq.info.cluster = cluster.config.name
+        info = rq.info
+        info.upstream_host = host
+        info.cluster = cluster.config.name
         if retry is not None:
             retry.on_host_attempted(host)
         headers = self._request_headers(host)
         breakers = cluster.breakers
-        if not breakers.try_acquire_request(self.priority):
+        priority = self.priority
+        if not breakers.try_acquire_request(priority):
             return self._overflow()
         cluster.on_request_start(host)
         pool = self.host_pool = self.pools.pool(host, self.protocol)
         try:
             try:
-                up = await pool.acquire(self.priority)
+                up = pool.ready() or await pool.acquire(priority)
             except PoolOverflow:
                 return self._overflow()
             except ConnectFailure as failure:
                 cluster.record_failure(host, Failure.CONNECT_FAILURE, self.runtime.now())
                 return self._reset(failure.reason, started=False)
+            self.released = False
             try:
-                return await self._exchange(up, headers, host)
+                return await self._exchange(up, headers, host, pool)
             finally:
-                up.release()
+                if not self.released:
+                    up.release()
         finally:
-            breakers.release_request(self.priority)
+            breakers.release_request(priority)
             cluster.on_request_end(host)
 
     def _overflow(self) -> LocalReply:
@@ -252,26 +293,32 @@ class Forwarder:
 
     def _request_headers(self, host: Host) -> HeaderList:
         policy = self.policy
-        hostname = None
-        if policy.auto_host_rewrite and host.endpoint.hostname:
-            hostname = host.endpoint.hostname.encode()
         decision = self.decision
+        headers = self.request_headers
         if (
             policy.request_mutations
             or decision.path is not None
             or policy.host_rewrite
             or policy.cluster_host_rewrite is not None
-            or hostname is not None
+            or (policy.auto_host_rewrite and host.endpoint.hostname)
         ):
+            hostname = None
+            if policy.auto_host_rewrite and host.endpoint.hostname:
+                hostname = host.endpoint.hostname.encode()
             headers = finalize_request_headers(
-                self.request_headers, decision, self.rq.ctx.format, upstream_hostname=hostname
+                headers, decision, self.rq.ctx.format, upstream_hostname=hostname
             )
-        else:
-            headers = self.request_headers
+        elif self.attempts == 1:
+            expected = _first_expected_timeout(policy.timeout, self.per_try)
+            if expected is not None:
+                headers.append((_EXPECTED_TIMEOUT, expected))
+            if policy.include_attempt_count_in_request:
+                set_header(headers, _ATTEMPT_COUNT, b"1")
+            return headers
         put = set_header if self.attempts > 1 or headers is not self.request_headers else _append
-        expected = self._expected_timeout_ms()
-        if expected:
-            put(headers, _EXPECTED_TIMEOUT, str(expected).encode())
+        expected_ms = self._expected_timeout_ms()
+        if expected_ms:
+            put(headers, _EXPECTED_TIMEOUT, _decimal(expected_ms))
         if policy.include_attempt_count_in_request:
             set_header(headers, _ATTEMPT_COUNT, str(self.attempts).encode())
         if policy.include_is_timeout_retry_header and self.timeout_retry:
@@ -290,11 +337,12 @@ class Forwarder:
             expected = 1 if elapsed >= global_ms else min(expected, global_ms - elapsed)
         return expected
 
-    async def _exchange(self, up: UpstreamStream, headers: HeaderList, host: Host) -> Outcome:
+    async def _exchange(
+        self, up: UpstreamStream, headers: HeaderList, host: Host, pool: HostPool
+    ) -> Outcome:
         rq = self.rq
-        self.stats.inc(self.names.rq_total)
-        if self.host_pool is not None:
-            self.host_pool.stats["rq_total"] += 1
+        self.stats.counters[self.names.rq_total] += 1
+        pool.stats["rq_total"] += 1
         rq.logged_headers = headers
         sid = up.stream_id
         body = self.body
@@ -311,12 +359,15 @@ class Forwarder:
                 up.write(EndOfMessage(sid, body.trailers if body is not None else []))
         await up.flush()
         start = self.clock.current_time()
-        if self.per_try is None:
+        per_try = self.per_try
+        if per_try is None:
+            if complete:
+                return await self._response(up, host, start)
             return await self._exchange_body(up, host, start)
         with trio.CancelScope() as try_scope:
             self.try_scope = try_scope
             if complete:
-                try_scope.deadline = start + self.per_try
+                try_scope.deadline = start + per_try
             outcome = await self._exchange_body(up, host, start)
         self.try_scope = None
         if try_scope.cancelled_caught:
@@ -328,7 +379,7 @@ class Forwarder:
             return await self._response(up, host, start)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pump, up)
-            outcome = await self._response(up, host, start)
+            outcome = await self._response(up, host, start, pumping=True)
             nursery.cancel_scope.cancel()
         return outcome
 
@@ -365,7 +416,12 @@ class Forwarder:
         except LocalProtocolError:
             pass
 
-    async def _response(self, up: UpstreamStream, host: Host, start: float) -> Outcome:
+    async def _response(
+        self, up: UpstreamStream, host: Host, start: float, pumping: bool = False
+    ) -> Outcome:
+        """Forward the response. Once it is complete upstream, the upstream stream is
+        released before the last downstream write (as Envoy frees it when the upstream
+        response ends) - unless the request body pump may still be writing to it."""
         rq = self.rq
         ds = rq.ds
         sid = ds.stream_id
@@ -378,33 +434,35 @@ class Forwarder:
                 return self._reset_during(reset.reason, started, host)
             size = 0
             for event in events:
-                kind = type(event)
-                if kind is Data:
+                if type(event) is Data:
                     if started:
-                        data = event.data  # type: ignore[union-attr]
-                        ds.write(Data(sid, data))
-                        size += len(data)
-                elif kind is Response:
-                    assert isinstance(event, Response)
+                        size += len(event.data)
+                        event.stream_id = sid  # the codec's event, reused downstream
+                        ds.write(event)
+                elif type(event) is Response:
                     retry = self._on_headers(event, host)
                     if retry is not None:
                         return retry
                     started = True
-                elif kind is EndOfMessage:
+                elif type(event) is EndOfMessage:
                     if not started:
                         continue
                     if not rq.request_complete:
                         ds.ending_early()
-                    ds.write(EndOfMessage(sid, event.trailers))  # type: ignore[union-attr]
+                    event.stream_id = sid
+                    ds.write(event)
                     rq.response_complete = True
                     info.bytes_sent += size
+                    if not pumping:
+                        self.released = True
+                        up.release()
                     await ds.flush()
                     elapsed = self.clock.current_time() - start
                     self.stats.observe(self.names.rq_time, elapsed * 1000)
                     return None
-                elif kind is StreamReset or kind is StreamError:
+                elif type(event) is StreamReset or type(event) is StreamError:
                     info.bytes_sent += size
-                    return self._reset_during(up.reason(event), started, host)  # type: ignore[arg-type]
+                    return self._reset_during(up.reason(event), started, host)
             if started:
                 info.bytes_sent += size
                 rq.timers.bump_idle()
@@ -416,16 +474,17 @@ class Forwarder:
         """Retry (a back-off), or send the response head downstream (None)."""
         rq = self.rq
         status = response.status
-        now = self.runtime.now()
+        cluster = self.cluster
         if self.retry is not None and self._retriable():
             decision = self.retry.on_response(status, response.headers)
             if decision.retry:
-                self.cluster.record_response(host, status, now)
+                cluster.record_response(host, status, self.runtime.now())
                 self._charge(status, retry=True)
                 self.timeout_retry = False
                 return decision.backoff
             self._note(decision)
-        self.cluster.record_response(host, status, now)
+        if cluster.outlier is not None:
+            cluster.record_response(host, status, self.runtime.now())
         self._charge(status)
         headers = response.headers
         if self.policy.response_mutations:
@@ -436,13 +495,18 @@ class Forwarder:
             )
         done = rq.request_complete_at
         elapsed = self.clock.current_time() - (done if done is not None else rq.info.start)
-        service_time = str(int(elapsed * 1000))
-        rq.info.upstream_service_time = service_time
+        service_time = int(elapsed * 1000)
+        rq.info.upstream_service_time = str(service_time)
         attempts = None
         if self.policy.include_attempt_count_in_response:
-            attempts = str(self.attempts).encode()
-        finish_response_headers(headers, service_time.encode(), attempts, rq.ctx.config.server_name)
-        rq.ds.write(Response(rq.ds.stream_id, status, headers, response.end_stream))
+            attempts = _decimal(self.attempts)
+        finish_response_headers(
+            headers, _decimal(service_time), attempts, rq.ctx.config.server_name
+        )
+        ds = rq.ds
+        response.stream_id = ds.stream_id  # the codec's event, reused downstream
+        response.headers = headers
+        ds.write(response)
         rq.response_started = True
         rq.info.response_code = status
         return None
@@ -464,10 +528,11 @@ class Forwarder:
                 pool.stats["rq_timeout"] += 1
         names = self.names
         code, code_class = names.retry_code(status) if retry else names.code(status)
-        self.stats.inc(code)
-        self.stats.inc(code_class)
+        counters = self.stats.counters
+        counters[code] += 1
+        counters[code_class] += 1
         if not retry:
-            self.stats.inc(names.rq_completed)
+            counters[names.rq_completed] += 1
 
     def _reset(self, reason: ResetReason, started: bool) -> float | LocalReply:
         if self.retry is not None and self._retriable():
@@ -505,6 +570,31 @@ class Forwarder:
         self.rq.info.flag("UT")
         self._charge(504, timeout=True)
         return LocalReply(504, UPSTREAM_TIMEOUT, self.reply_extra())
+
+
+_DECIMALS = [str(n).encode() for n in range(1000)]
+_FIRST_EXPECTED: dict[tuple[float | None, float | None], bytes | None] = {}
+
+
+def _first_expected_timeout(timeout: float | None, per_try: float | None) -> bytes | None:
+    """`x-envoy-expected-rq-timeout-ms` of a first attempt (`_expected_timeout_ms`
+    with nothing elapsed), by route timeout and per-try timeout."""
+    key = (timeout, per_try)
+    try:
+        return _FIRST_EXPECTED[key]
+    except KeyError:
+        global_ms = int(timeout * 1000) if timeout else 0
+        expected = int(per_try * 1000) if per_try else global_ms
+        if expected and global_ms:
+            expected = min(expected, global_ms)
+        value = str(expected).encode() if expected else None
+        if len(_FIRST_EXPECTED) < 1024:
+            _FIRST_EXPECTED[key] = value
+        return value
+
+
+def _decimal(n: int) -> bytes:
+    return _DECIMALS[n] if 0 <= n < 1000 else str(n).encode()
 
 
 def _append(headers: HeaderList, name: bytes, value: bytes) -> None:

@@ -78,10 +78,15 @@ def sanitize_request(
     """The request headers after the connection manager, as a new list."""
     edge = config.use_remote_address
     strip = EDGE_ONLY if edge else INTERNAL_ONLY
-    out: HeaderList = []
+    if len(headers) >= 4 and headers[3][0] == b":path":
+        out = headers[:4]  # the pseudo-headers, which nothing here removes
+        rest = headers[4:]
+    else:
+        out, rest = [], headers
     xfp = xff = -1
     request_id = False
-    for name, value in headers:
+    for header in rest:
+        name = header[0]
         if name[:2] == b"x-":
             if name in strip:
                 continue
@@ -97,7 +102,7 @@ def sanitize_request(
                 xff = len(out)
         elif drop_expect and name == b"expect":
             continue
-        out.append((name, value))
+        out.append(header)
     if edge:
         if not config.skip_xff_append:
             own = local_address() if _is_loopback(remote_ip) else remote_ip
@@ -120,11 +125,15 @@ def sanitize_request(
     return out
 
 
+# Version 4, variant 10xx: 4 of the 128 random bits are fixed.
+_UUID_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
+_UUID_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
 def new_request_id() -> bytes:
     """A random (version 4) UUID, as text."""
-    h = f"{_random_bits(128):032x}"
-    variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}".encode()
+    h = (_random_bits(128) & _UUID_CLEAR | _UUID_SET).to_bytes(16, "big").hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".encode()
 
 
 def _put(headers: HeaderList, at: int, name: bytes, value: bytes) -> None:

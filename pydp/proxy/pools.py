@@ -3,9 +3,10 @@
 Theory of operation
 -------------------
 `PoolManager` is made once per process and must be running (`await
-nursery.start(pools.run)`, or `open_pool_manager()`): HTTP/2 reader tasks and
-the outlier detection timers live in its nursery. The data path finds it as
-`runtime.pools`.
+nursery.start(pools.run)`, or `open_pool_manager()`): HTTP/2 reader tasks,
+the outlier detection timers and the data path's request timers (`timers`,
+a `pydp.proxy.timers.TimerQueue`) live in its nursery. The data path finds
+it as `runtime.pools`.
 
 Per cluster object (a CDS update brings a new one; the old one's pools
 drain) a `ClusterPools` holds one `HostPool` per (host, protocol). Getting a
@@ -33,6 +34,7 @@ import trio
 
 from pydp.proxy.inbox import Signal
 from pydp.proxy.stat_names import ClusterStatNames, cluster_names
+from pydp.proxy.timers import TimerQueue
 from pydp.proxy.upstream import (
     ConnectFailure,
     H1Upstream,
@@ -68,12 +70,15 @@ class HostPool:
         self.h2: list[H2UpstreamConnection] = []
         self.connecting = 0
         self.draining = False
+        self.max_requests = owner.cluster.config.max_requests_per_connection
+        self.idle_timeout = owner.idle_timeout
+        self.http1 = protocol == HTTP1
         # Envoy's per-host counters and gauges, for the admin's /clusters.
         self.stats: defaultdict[str, int] = defaultdict(int)
 
     async def acquire(self, priority: RoutingPriority) -> UpstreamStream:
         """A stream for one attempt; raises `PoolOverflow` or `ConnectFailure`."""
-        ready = self._ready()
+        ready = self.ready()
         if ready is not None:
             return ready
         owner = self.owner
@@ -86,7 +91,7 @@ class HostPool:
         self.stats["rq_pending_active"] += 1
         try:
             while True:
-                ready = self._ready()
+                ready = self.ready()
                 if ready is not None:
                     return ready
                 if (self.protocol == HTTP1 or not self.connecting) and (
@@ -100,15 +105,16 @@ class HostPool:
             stats.gauge_add(names.rq_pending_active, -1)
             self.stats["rq_pending_active"] -= 1
 
-    def _ready(self) -> UpstreamStream | None:
-        if self.protocol == HTTP1:
+    def ready(self) -> UpstreamStream | None:
+        """A stream on a connection ready now, if any (else `acquire`)."""
+        if self.http1:
             idle = self.idle
             while idle:
                 conn = idle.pop()
                 if conn.closed:
                     continue
-                age = trio.current_time() - conn.last_used
-                if age < self.owner.idle_timeout and (age < _FRESH or not conn.stale()):
+                age = conn.clock.current_time() - conn.last_used
+                if age < self.idle_timeout and (age < _FRESH or not conn.stale()):
                     return conn.open()
                 conn.close()
             return None
@@ -158,7 +164,7 @@ class HostPool:
             owner.manager.spawn(h2.run, owner.cluster.config.idle_timeout)
 
     def release_h1(self, conn: H1Upstream) -> None:
-        max_requests = self.owner.cluster.config.max_requests_per_connection
+        max_requests = self.max_requests
         if (
             self.draining
             or not conn.reusable()
@@ -166,7 +172,7 @@ class HostPool:
         ):
             conn.close()
             return
-        conn.last_used = trio.current_time()
+        conn.last_used = conn.clock.current_time()
         self.idle.append(conn)
         self.owner.capacity.fire()
 
@@ -230,9 +236,11 @@ class ClusterPools:
 
 
 class PoolManager:
-    """Every upstream connection of the process, and the outlier detection timers."""
+    """Every upstream connection of the process, the outlier detection timers and the
+    connections' and requests' timeouts."""
 
     def __init__(self) -> None:
+        self.timers = TimerQueue()
         self._clusters: dict[str, ClusterPools] = {}
         self._tickers: dict[str, trio.CancelScope] = {}
         self._nursery: trio.Nursery | None = None
@@ -242,6 +250,7 @@ class PoolManager:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                await nursery.start(self.timers.run)
                 task_status.started()
                 await trio.sleep_forever()
         finally:

@@ -2,24 +2,28 @@
 
 Theory of operation
 -------------------
-`handle_request` runs a request to its end on the task that calls it (the
-HTTP/1.1 connection's own task, or one task per HTTP/2 stream): answer
-`Expect: 100-continue` locally, sanitize the headers, route, then reply
-locally (no route, redirect, direct response, refused upgrade, unknown
-cluster) or hand over to the `Forwarder` (the router filter).
+`ActiveRequest.run` takes a request as far as it goes on the task that calls
+it (the HTTP/1.1 connection's own task, or one task per HTTP/2 stream):
+answer `Expect: 100-continue` locally, sanitize the headers, route, then
+reply locally (no route, redirect, direct response, refused upgrade, unknown
+cluster) or hand over to the `Forwarder` (the router filter). `finish` then
+answers what ended it early, and counts and logs the request.
 
-Timeouts are deadlines on one cancel scope around all of it (`Deadlines`):
-the connection manager's `request_timeout` (until the request is complete
-or the response starts), the stream idle timeout (moved forward on every
-read and write; the route's `idle_timeout` replaces the listener's once
-routed) and the route timeout (armed when the request is complete). When the
-scope fires, whichever deadline has passed picks the answer: 408 `request
-timeout`, 408/504 `stream timeout` (SI), 504 `upstream request timeout` (UT)
-- or a reset when the response had already started.
+Timeouts are deadlines of one `Alarm` (`Deadlines`), which cancels the
+scope the caller runs `run` in: the connection manager's `request_timeout`
+(until the request is complete or the response starts), the stream idle
+timeout (moved forward on every read and write; the route's `idle_timeout`
+replaces the listener's once routed) and the route timeout (armed when the
+request is complete). When the scope is cancelled, the caller calls
+`finish(timed_out=True)` outside it, and whichever deadline has passed picks
+the answer: 408 `request timeout`, 408/504 `stream timeout` (SI), 504
+`upstream request timeout` (UT) - or a reset when the response had already
+started.
 
 Errors arriving from the body pump (the client reset the stream, or sent a
 malformed body) are recorded with `fail` and end the scope the same way.
-Every request ends with its stats and one access log entry.
+Every request ends with its stats and one access log entry (`close`, which
+the caller also calls when its task is cancelled from outside).
 """
 
 from __future__ import annotations
@@ -49,82 +53,71 @@ from pydp.proxy.local_reply import (
     text_reply,
 )
 from pydp.proxy.stream_info import StreamInfo
+from pydp.proxy.timers import Alarm
 from pydp.router import (
     NO_ROUTE,
     DirectResponse,
     Forward,
+    NoRoute,
     Redirect,
     apply_mutations,
     local_reply_headers,
 )
 
 _INF = float("inf")
+_random_bits = random.getrandbits
 
 
 class Deadlines:
-    """The request's timers, as the deadline of one cancel scope.
+    """The request's timers, as the deadline of the caller's `Alarm`.
 
-    Deadlines are plain numbers until the scope exists, so a request whose
-    timers are known when it starts registers one trio deadline, once. The
-    idle deadline is moved lazily: activity only records its time, and the
-    scope's deadline (`idle + slack` past the last move) moves again once
-    `slack` has passed - the timer never fires early, at most `slack` late.
+    Deadlines are plain numbers; the alarm is set to the earliest of them
+    whenever one changes (a float store, see `pydp.proxy.timers`), so the
+    idle deadline follows every read and write exactly.
     """
 
-    __slots__ = (
-        "activity",
-        "clock",
-        "idle",
-        "idle_timeout",
-        "request",
-        "route",
-        "scope",
-        "slack",
-    )
+    __slots__ = ("activity", "alarm", "clock", "idle", "idle_timeout", "request", "route")
 
-    def __init__(self, clock: trio.abc.Clock, idle_timeout: float | None, now: float) -> None:
+    def __init__(
+        self, alarm: Alarm, clock: trio.abc.Clock, idle_timeout: float | None, now: float
+    ) -> None:
+        self.alarm = alarm
         self.clock = clock
-        self.scope: trio.CancelScope | None = None
         self.request = _INF
         self.route = _INF
         self.activity = now
-        self.idle_timeout: float | None = None
-        self.slack = 0.0
-        self.idle = _INF
-        self.set_idle_timeout(idle_timeout)
+        self.idle_timeout = idle_timeout or None
+        self.idle = now + idle_timeout if idle_timeout else _INF
 
-    def open(self) -> trio.CancelScope:
-        scope = self.scope = trio.CancelScope(deadline=min(self.idle, self.request, self.route))
-        return scope
+    def arm(self) -> None:
+        self.alarm.set(min(self.idle, self.request, self.route))
 
-    def _apply(self) -> None:
-        if self.scope is not None:
-            self.scope.deadline = min(self.idle, self.request, self.route)
+    def disarm(self) -> None:
+        self.alarm.set(_INF)
 
     def bump_idle(self) -> None:
         if self.idle_timeout is not None:
             now = self.activity = self.clock.current_time()
-            if now + self.idle_timeout > self.idle - self.slack:
-                self.idle = now + self.idle_timeout + self.slack
-                self._apply()
+            self.idle = now + self.idle_timeout
+            self.arm()
 
     def set_idle_timeout(self, timeout: float | None) -> None:
         self.idle_timeout = timeout or None
-        self.slack = min(1.0, timeout / 20) if timeout else 0.0
-        self.idle = self.activity + timeout + self.slack if timeout else _INF
-        self._apply()
+        self.idle = self.activity + timeout if timeout else _INF
+        self.arm()
 
     def set_request(self, deadline: float) -> None:
         self.request = deadline
-        self._apply()
+        self.arm()
 
     def set_route(self, deadline: float) -> None:
         self.route = deadline
-        self._apply()
+        self.arm()
 
     def cancel(self) -> None:
-        if self.scope is not None:
-            self.scope.cancel()
+        scope = self.alarm.scope
+        if scope is not None:
+            scope.cancel()
 
     def expired(self) -> str:
         now = self.clock.current_time()
@@ -136,53 +129,122 @@ class Deadlines:
 
 
 class ActiveRequest:
-    def __init__(self, ds: DownstreamStream, request: Request, ctx: HttpContext) -> None:
+    """One request: `run` inside the scope the alarm cancels, then `finish` (outside
+    it if it was cancelled)."""
+
+    __slots__ = (
+        "clock",
+        "closed",
+        "ctx",
+        "ds",
+        "failure",
+        "forwarder",
+        "grpc",
+        "head_request",
+        "headers",
+        "info",
+        "logged_headers",
+        "request",
+        "request_complete",
+        "request_complete_at",
+        "response_complete",
+        "response_started",
+        "timers",
+    )
+
+    def __init__(
+        self, ds: DownstreamStream, request: Request, ctx: HttpContext, alarm: Alarm
+    ) -> None:
         self.ds = ds
         self.request = request
         self.ctx = ctx
         self.clock = clock = ctx.clock
         now = clock.current_time()
         self.info = StreamInfo(time.time(), now)
-        self.request_complete = request.end_stream
-        self.request_complete_at: float | None = now if request.end_stream else None
+        complete = self.request_complete = request.end_stream
+        self.request_complete_at: float | None = now if complete else None
         self.response_started = False
         self.response_complete = False
         self.head_request = request.headers[0][1] == b"HEAD"
         self.headers: HeaderList | None = None
         self.logged_headers: Sequence[tuple[bytes, bytes]] | None = None
-        self.grpc = False
+        self.grpc: bool | None = None
         self.failure: Exception | None = None
         self.forwarder: Forwarder | None = None
-        self.timers = Deadlines(clock, ctx.config.stream_idle_timeout, now)
+        self.closed = False
+        self.timers = Deadlines(alarm, clock, ctx.config.stream_idle_timeout, now)
 
     async def run(self) -> None:
+        """Answer `100 Continue`, route, and reply or forward; a client reset or a
+        malformed body is kept for `finish`. The alarm is disarmed on the way out."""
         ctx = self.ctx
         stats, names = ctx.stats, ctx.names
-        stats.inc(names.rq_total)
-        stats.inc(names.rq_http2_total if self.ds.protocol == "HTTP/2" else names.rq_http1_total)
-        stats.gauge_add(names.rq_active, 1)
+        counters = stats.counters
+        counters[names.rq_total] += 1
+        http2 = self.ds.protocol == "HTTP/2"
+        counters[names.rq_http2_total if http2 else names.rq_http1_total] += 1
+        stats.gauges[names.rq_active] += 1
         timers = self.timers
         try:
-            if ctx.config.request_timeout and not self.request_complete:
-                timers.request = self.info.start + ctx.config.request_timeout
+            request_timeout = ctx.config.request_timeout
+            if request_timeout and not self.request_complete:
+                timers.request = self.info.start + request_timeout
             if self.ds.expect_continue:
-                with timers.open():
-                    await self._continue()
-                timers.scope = None
-            if timers.scope is None or not timers.scope.cancelled_caught:
-                action = self._route()
-                with timers.open():
-                    await action()
+                timers.arm()
+                await self._continue()
+            action = self._route()
+            timers.arm()
+            await action()
+        except (DownstreamReset, DownstreamProtocolError) as exc:
+            if self.failure is None:
+                self.failure = exc
+        finally:
+            timers.disarm()
+
+    async def finish(self, timed_out: bool = False) -> None:
+        """After `run`: answer the failure or the timeout that ended it, then count and
+        log the request (`close`)."""
+        try:
             if self.failure is not None:
                 raise self.failure
-            if timers.scope is not None and timers.scope.cancelled_caught:
+            if timed_out:
                 await self._timed_out()
         except DownstreamReset:
             self.info.flag("DC")
         except DownstreamProtocolError as exc:
             await self._protocol_error(exc.error)
         finally:
-            self._finish()
+            self.close()
+
+    def close(self) -> None:
+        """Count and log the request, once (also when its task was cancelled)."""
+        if self.closed:
+            return
+        self.closed = True
+        # The forwarder points back at the request: without this, every request
+        # would be left for the cycle collector, whose passes show in latency.
+        self.forwarder = None
+        ctx = self.ctx
+        stats, names = ctx.stats, ctx.names
+        counters = stats.counters
+        info = self.info
+        if self.ds.reset_by_peer:
+            info.flag("DC")
+        if info.flags and "DC" in info.flags:
+            counters[names.rq_rx_reset] += 1
+        stats.gauges[names.rq_active] -= 1
+        end = self.clock.current_time()
+        code = info.response_code
+        if code >= 200:
+            counters[names.rq_class[code // 100]] += 1
+        if self.response_complete:
+            counters[names.rq_completed] += 1
+        stats.observe(names.rq_time, (end - info.start) * 1000)
+        if ctx.log_access:
+            headers = self.logged_headers or self.headers or self.request.headers
+            ctx.runtime.access_log(
+                ctx.listener, info.http_entry(headers, self.ds.protocol, end, ctx.remote)
+            )
 
     def fail(self, exc: Exception) -> None:
         """From a helper task: end the request with `exc`."""
@@ -210,14 +272,13 @@ class ActiveRequest:
         headers = self.headers = sanitize_request(
             request.headers, config, ctx.remote[0], ctx.scheme, ds.expect_continue
         )
-        self.grpc = is_grpc(headers)
         table = config.route_table
         if table is None and config.rds_name is not None:
             table = ctx.runtime.route_table(config.rds_name)
-        decision = table.route(headers, random.getrandbits(64)) if table is not None else NO_ROUTE
+        decision = table.route(headers, _random_bits(64)) if table is not None else NO_ROUTE
         names = ctx.names
         stats = ctx.stats
-        if isinstance(decision, Forward):
+        if type(decision) is Forward:
             if request.upgrade is not None:
                 return partial(self.send_local_reply, 403, b"")
             policy = decision.policy
@@ -241,6 +302,7 @@ class ActiveRequest:
             stats.inc(names.rq_redirect)
             reply = local_reply_headers(decision, ctx.format)
             return partial(self.send_local_reply, decision.status, b"", headers=reply)
+        assert isinstance(decision, NoRoute)
         stats.inc(names.no_route)
         self.info.flag("NR")
         return partial(self.send_local_reply, decision.status, b"")
@@ -265,7 +327,10 @@ class ActiveRequest:
         if self.response_started:
             await self.reset_downstream()
             return
-        if self.grpc:
+        grpc = self.grpc
+        if grpc is None:
+            grpc = self.grpc = self.headers is not None and is_grpc(self.headers)
+        if grpc:
             if headers is not None:
                 extra = headers[1:]
             headers = grpc_reply(status, body, extra)
@@ -313,32 +378,6 @@ class ActiveRequest:
             return
         self.grpc = False
         await self.send_local_reply(error.error_status_hint, codec_error_body(error))
-
-    def _finish(self) -> None:
-        ctx = self.ctx
-        stats, names = ctx.stats, ctx.names
-        info = self.info
-        if self.ds.reset_by_peer:
-            info.flag("DC")
-        if "DC" in info.flags:
-            stats.inc(names.rq_rx_reset)
-        stats.gauge_add(names.rq_active, -1)
-        end = self.clock.current_time()
-        code = info.response_code
-        if code >= 200:
-            stats.inc(names.rq_class[code // 100])
-        if self.response_complete:
-            stats.inc(names.rq_completed)
-        stats.observe(names.rq_time, (end - info.start) * 1000)
-        headers = self.logged_headers or self.headers or self.request.headers
-        ctx.runtime.access_log(
-            ctx.listener, info.http_entry(headers, self.ds.protocol, end, ctx.remote)
-        )
-
-
-async def handle_request(ds: DownstreamStream, request: Request, ctx: HttpContext) -> None:
-    """Serve one request to its end (access log included)."""
-    await ActiveRequest(ds, request, ctx).run()
 
 
 def error_reply(

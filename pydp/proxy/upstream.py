@@ -15,9 +15,10 @@ reuse (a peer that closed or sent stray bytes makes it stale).
 HTTP/2: one reader task per connection (run in the pool manager's nursery)
 feeds the codec and hands each stream's events to its `Inbox`; writers share
 the socket through a lock and a common output buffer: whoever holds the lock
-sends everything queued, so a flush never waits behind another one for
-nothing. A stream's `flush` also waits while the codec holds more than
-`HIGH_WATER` bytes of it back for lack of window (the peer's back-pressure).
+sends everything queued until the buffer is empty, so a flush that finds the
+lock taken leaves its bytes to the holder and returns. A stream's `flush`
+also waits while the codec holds more than `HIGH_WATER` bytes of it back for
+lack of window (the peer's back-pressure).
 
 Reset reasons are Envoy's: a closed or reset HTTP/1.1 connection and an
 HTTP/2 connection lost under a stream are `CONNECTION_TERMINATION`, an
@@ -49,7 +50,7 @@ from pydp.http import (
     WindowUpdated,
 )
 from pydp.proxy.inbox import Inbox, Signal
-from pydp.proxy.sockets import send_all
+from pydp.proxy.sockets import receive_some, send_all, write_now
 from pydp.upstream.breakers import RoutingPriority
 from pydp.upstream.retry import ResetReason
 
@@ -136,7 +137,11 @@ class H1Upstream(UpstreamStream):
         self.requests = 0
         self.broken = False
         self.closed = False
-        self.last_used = trio.current_time()
+        self.clock = trio.lowlevel.current_clock()
+        self.last_used = self.clock.current_time()
+        self.sent = False
+        self._poller = select.poll()
+        self._poller.register(sock.socket.fileno(), _POLL_STALE)
 
     def open(self) -> H1Upstream:
         self.stream_id = self.codec.open_stream()
@@ -145,28 +150,28 @@ class H1Upstream(UpstreamStream):
 
     def stale(self) -> bool:
         """Closed by the peer, or bytes nobody asked for, while idle."""
-        poller = select.poll()
-        poller.register(self.sock.socket.fileno(), _POLL_STALE)
-        return bool(poller.poll(0))
+        return bool(self._poller.poll(0))
 
     def write(self, event: Event) -> None:
         self.out += self.codec.send(event)
 
     async def flush(self) -> None:
-        if not self.out or self.broken:
+        out = self.out
+        if not out or self.broken:
             return
-        out, self.out = self.out, bytearray()
+        self.out = bytearray()
         try:
-            await send_all(self.sock, out)
+            rest = write_now(self.sock, out)
+            if rest:
+                await self.sock.send_all(rest)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.broken = True
+        self.sent = True
 
     async def receive(self) -> list[Event]:
         while True:
-            try:
-                data = await self.sock.receive_some(RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
+            sent, self.sent = self.sent, False
+            data = await receive_some(self.sock, yield_first=sent)
             try:
                 events = self.codec.receive_data(data)
             except RemoteProtocolError:
@@ -233,8 +238,10 @@ class H2UpstreamConnection:
         self.requests += 1
         return stream
 
-    async def flush(self, wait: bool = True) -> None:
-        """Send everything queued; with `wait` False, leave it to a flush in progress."""
+    async def flush(self, wait: bool = False) -> None:
+        """Send everything queued, or leave it to the flush in progress (which sends
+        whatever is queued before it ends): waiting for the lock would only queue
+        tasks behind it, one scheduler pass each. `wait` (before closing) waits for it."""
         if not wait and self.lock.locked():
             return
         async with self.lock:
@@ -274,12 +281,12 @@ class H2UpstreamConnection:
             except RemoteProtocolError:
                 self.protocol_error = True
                 self.out += self.codec.data_to_send()
-                await self.flush()
+                await self.flush(wait=True)
                 return
             self.out += self.codec.data_to_send()
             self._dispatch(events)
             if self.out:
-                await self.flush(wait=False)
+                await self.flush()
             if self.eof:
                 return
 

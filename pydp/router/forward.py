@@ -53,6 +53,12 @@ class ForwardAction:
     prefix_rewrite: bytes
     regex_rewrite: Rewrite | None
 
+    @property
+    def by_url_only(self) -> bool:
+        """Whether `decide` depends on nothing but the request's URL (no random pick
+        among clusters, no cluster named by a header)."""
+        return len(self.choices) == 1 and self.choices[0].cluster_header is None
+
     def decide(self, request: RequestView, random_value: int) -> Forward:
         choices = self.choices
         if len(choices) == 1:

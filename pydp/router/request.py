@@ -35,28 +35,39 @@ class HeaderView:
 
 
 class RequestView(HeaderView):
-    """The request as the router sees it: `:path` split once, query parsed on demand."""
+    """The request as the router sees it: `:path` split once, query parsed on demand.
 
-    __slots__ = ("_query", "authority", "path", "path_only")
+    The pseudo-headers are read by position when the list follows the events
+    contract (`:method`, `:scheme`, `:authority`, `:path` first), else found by name."""
+
+    __slots__ = ("_query", "authority", "path", "path_only", "scheme")
 
     def __init__(self, headers: Headers) -> None:
-        super().__init__(headers)
-        path = authority = None
-        for key, value in headers:
-            if key[:1] != b":":
-                continue
-            if key == b":path" and path is None:
-                path = value
-            elif key == b":authority" and authority is None:
-                authority = value
-        self.path: bytes = path if path is not None else b""
-        self.authority: bytes | None = authority
-        cut = len(self.path)
-        for sep in (b"?", b"#"):
-            at = self.path.find(sep, 0, cut)
-            if at >= 0:
-                cut = at
-        self.path_only: bytes = self.path[:cut]
+        self.headers = headers
+        self._by_name = None
+        if (
+            len(headers) >= 4
+            and headers[3][0] == b":path"
+            and headers[2][0] == b":authority"
+            and headers[1][0] == b":scheme"
+        ):
+            path: bytes = headers[3][1]
+            self.authority: bytes | None = headers[2][1]
+            self.scheme: bytes = headers[1][1]
+        else:
+            found: dict[bytes, bytes] = {}
+            for key, value in headers:
+                if key[:1] == b":" and key not in found:
+                    found[key] = value
+            path = found.get(b":path", b"")
+            self.authority = found.get(b":authority")
+            self.scheme = found.get(b":scheme", b"")
+        self.path: bytes = path
+        cut = path.find(b"?")
+        if cut < 0:
+            cut = len(path)
+        fragment = path.find(b"#", 0, cut)
+        self.path_only: bytes = path[:fragment] if fragment >= 0 else path[:cut]
         self._query: dict[bytes, bytes] | None = None
 
     @property

@@ -13,7 +13,7 @@ from envoy.config.route.v3 import route_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from google.protobuf.json_format import ParseDict
 
-from pydp.listener.config import HttpConnectionManagerConfig, TcpProxyConfig
+from pydp.listener.config import AccessLogConfig, HttpConnectionManagerConfig, TcpProxyConfig
 from pydp.proxy import PoolManager, serve_http_connection, serve_tcp_connection
 from pydp.router import RouteTable, compile_route_config
 from pydp.runtime import AccessLogEntry
@@ -115,6 +115,8 @@ def to(cluster: str, prefix: str = "/", **action: Any) -> dict[str, Any]:
 
 
 def hcm(table: RouteTable | None = None, **fields: Any) -> HttpConnectionManagerConfig:
+    """With an access log, so that every request reaches `FakeRuntime.access_log`."""
+    fields.setdefault("access_logs", (AccessLogConfig(),))
     return HttpConnectionManagerConfig(stat_prefix="ingress", route_table=table, **fields)
 
 
