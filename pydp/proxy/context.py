@@ -17,6 +17,7 @@ from pydp.proxy.timers import TimerQueue
 from pydp.router import FormatContext
 from pydp.runtime import Runtime
 from pydp.stats import Stats
+from pydp.tls.peer import TlsPeer
 
 
 class ProxyRuntime(Runtime, Protocol):
@@ -47,6 +48,7 @@ class HttpContext:
     remote: tuple[str, int]
     local: tuple[str, int]
     scheme: bytes = b"http"
+    peer: TlsPeer | None = None  # set on a TLS connection once the handshake is done
     stats: Stats = field(init=False)
     names: HttpStatNames = field(init=False)
     format: FormatContext = field(init=False)

@@ -1,0 +1,1 @@
+"""TLS for pydp: SDS secrets as files, contexts built from them, and the verified peer."""
