@@ -253,6 +253,18 @@ class Sidecar:
     kind: str  # "envoy" or "pydp"
     proc: Proc
     port: int
+    host: str = HOST
+    admin_port: int = 0
+
+    def stat_sum(self, suffix: str) -> int:
+        """The sum of the admin endpoint's counters whose names end in `suffix`."""
+        _, text = http_get(f"http://127.0.0.1:{self.admin_port}/stats")
+        total = 0
+        for line in text.decode(errors="replace").splitlines():
+            key, _, value = line.partition(": ")
+            if key.endswith(suffix) and value.strip().isdigit():
+                total += int(value)
+        return total
 
     @property
     def url(self) -> str:
@@ -260,21 +272,33 @@ class Sidecar:
 
 
 @contextmanager
-def sidecar(kind: str, workers: int, xds: str, workdir: Path) -> Iterator[Sidecar]:
+def sidecar(
+    kind: str,
+    workers: int,
+    xds: str,
+    workdir: Path,
+    *,
+    name: str | None = None,
+    host: str = HOST,
+    bootstrap_args: Sequence[str] = (),
+) -> Iterator[Sidecar]:
+    """A sidecar from `xds-server bootstrap`, ready and answering `host` with `BODY`.
+
+    `bootstrap_args` go to `xds-server bootstrap` (identity, ports, `--ca-dir`)."""
+    name = name or f"{kind}-{workers}"
     port, admin = free_port(), free_port()
+    ports = ["--admin-port", str(admin), "--outbound-port", str(port)]
+    if "--inbound-port" not in bootstrap_args:
+        ports += ["--inbound-port", str(free_port())]
+    if "--node-id" not in bootstrap_args:
+        ports += ["--node-id", f"{name}.default", "--namespace", "default"]
     bootstrap = subprocess.run(
-        [
-            program("xds-server"),
-            "bootstrap",
-            *("--node-id", f"{kind}-{workers}.default", "--namespace", "default"),
-            *("--xds-address", xds, "--admin-port", str(admin)),
-            *("--outbound-port", str(port), "--inbound-port", str(free_port())),
-        ],
+        [program("xds-server"), "bootstrap", "--xds-address", xds, *ports, *bootstrap_args],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
-    config = workdir / f"{kind}-{workers}.yaml"
+    config = workdir / f"{name}.yaml"
     config.write_text(bootstrap)
     if kind == "envoy":
         args = [program("envoy"), "-c", str(config), "--use-dynamic-base-id"]
@@ -282,10 +306,11 @@ def sidecar(kind: str, workers: int, xds: str, workdir: Path) -> Iterator[Sideca
     else:
         args = [program("pydp"), "run", "-c", str(config), "--log-level", "warning"]
         args += ["--concurrency", str(workers)]
-    with started(f"{kind}-{workers}", args, workdir) as proc:
+    with started(name, args, workdir) as proc:
         wait_for(proc, f"http://127.0.0.1:{admin}/ready")
-        car = Sidecar(kind, proc, port)
-        wait_for(proc, car.url, HOST, BODY)
+        car = Sidecar(kind, proc, port, host, admin)
+        if host:
+            wait_for(proc, car.url, host, BODY)
         yield car
 
 
@@ -381,35 +406,42 @@ class Load:
             return f"HTTP/1.1, wrk -t1 -c{self.connections}"
         return f"HTTP/2 (h2c), h2load -t1 -c{self.connections} -m{STREAMS_PER_CONNECTION}"
 
-    def command(self, url: str, seconds: int, log: Path) -> list[str]:
+    def command(self, url: str, host: str, seconds: int, log: Path) -> list[str]:
         if self.tool == "wrk":
             return [
                 *(program("wrk"), "-t1", f"-c{self.connections}", f"-d{seconds}s", "--latency"),
-                *("-H", f"Host: {HOST}", url),
+                *("-H", f"Host: {host}", url),
             ]
         warmup = [f"--warm-up-time={self.warmup}"] if self.warmup else []
         return [
             *(program("h2load"), "-t1", f"-c{self.connections}", f"-m{STREAMS_PER_CONNECTION}"),
-            *(f"-D{seconds}", *warmup, "-H", f":authority: {HOST}", f"--log-file={log}", url),
+            *(f"-D{seconds}", *warmup, "-H", f":authority: {host}", f"--log-file={log}", url),
         ]
 
     def run(self, car: Sidecar, backend: Proc, workdir: Path) -> Result:
-        name = f"{self.tool}-{car.proc.name}"
+        return self.measure(car.proc.name, car.url, car.host, [car.proc], backend, workdir)
+
+    def measure(
+        self, name: str, url: str, host: str, proxies: Sequence[Proc], backend: Proc, workdir: Path
+    ) -> Result:
+        """Drive `url` (as `host`); CPU and memory are summed over `proxies`."""
+        name = f"{self.tool}-{name}"
         requests_log = workdir / f"{name}.requests"
         if self.tool == "wrk" and self.warmup:
-            run_tool(self.command(car.url, self.warmup, requests_log), workdir / f"{name}.warmup")
-        cpu = car.proc.cpu_seconds(), backend.cpu_seconds()
+            warmup = self.command(url, host, self.warmup, requests_log)
+            run_tool(warmup, workdir / f"{name}.warmup")
+        cpu = sum(p.cpu_seconds() for p in proxies), backend.cpu_seconds()
         text, load_cpu = run_tool(
-            self.command(car.url, self.duration, requests_log), workdir / f"{name}.out"
+            self.command(url, host, self.duration, requests_log), workdir / f"{name}.out"
         )
         if self.tool == "wrk":
             result = parse_wrk(text)
         else:
             result = parse_h2load(text, requests_log, self.duration)
-        result.proxy_cpu = car.proc.cpu_seconds() - cpu[0]
+        result.proxy_cpu = sum(p.cpu_seconds() for p in proxies) - cpu[0]
         result.backend_cpu = backend.cpu_seconds() - cpu[1]
         result.load_cpu = load_cpu
-        result.rss_mib = car.proc.rss_mib()
+        result.rss_mib = sum(p.rss_mib() for p in proxies)
         return result
 
 
