@@ -25,6 +25,10 @@ APP_ADDRESS = "127.0.0.1"
 
 CLUSTER_DOMAIN = "cluster.local"
 
+# In a cluster, a sidecar proves its identity on the xDS stream with a service
+# account token issued for this audience (a projected volume the injection adds).
+XDS_TOKEN_AUDIENCE = "xdsmesh"
+
 # Node metadata keys (values are strings, as Envoy's bootstrap carries them).
 META_NAMESPACE = "NAMESPACE"
 META_SERVICE_ACCOUNT = "SERVICE_ACCOUNT"

@@ -88,11 +88,18 @@ def _parser() -> argparse.ArgumentParser:
         "workload it is (a token from `xds-server bootstrap --ca-dir`, or its service "
         "account token with --kubernetes) before it gets any configuration",
     )
-    security.add_argument(
+    where = security.add_mutually_exclusive_group()
+    where.add_argument(
         "--ca-dir",
         metavar="DIR",
         help="the CA's keys: generated on first start, or your root or intermediate "
         "(root-cert.pem + root-key.pem, or ca-cert.pem + ca-key.pem + root-cert.pem)",
+    )
+    where.add_argument(
+        "--ca-secret",
+        metavar="NAMESPACE/NAME",
+        help="with --kubernetes: keep the CA's keys (the same files) in this Secret, "
+        "which replicas share; created with a new root on first start",
     )
     security.add_argument("--trust-domain", default=contract.CLUSTER_DOMAIN)
     security.add_argument(
@@ -168,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     kubernetes = _kube_settings(args)
     if isinstance(kubernetes, str):
         parser.error(kubernetes)
+    if args.ca_secret is not None and kubernetes is None:
+        parser.error("--ca-secret keeps the CA in a Kubernetes Secret: it needs --kubernetes")
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -243,12 +252,13 @@ def _duration(text: str) -> float:
 
 
 def _security_settings(args: argparse.Namespace) -> SecuritySettings | None:
-    if args.ca_dir is None:
+    if args.ca_dir is None and args.ca_secret is None:
         return None
     from xds_server.ca.service import SecuritySettings  # noqa: PLC0415
 
     return SecuritySettings(
         ca_dir=args.ca_dir,
+        ca_secret=args.ca_secret,
         trust_domain=args.trust_domain,
         cert_ttl=args.cert_ttl,
         mtls_mode=args.mtls_mode,

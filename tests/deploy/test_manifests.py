@@ -143,3 +143,33 @@ def test_the_example_overlay_sets_image_and_replicas() -> None:
     assert overlay["spec"]["replicas"] == 3
     image = overlay["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "registry.example.com/platform/xdsmesh:0.1.0"
+
+
+def test_the_mtls_overlay_keeps_the_ca_in_a_secret_it_may_touch() -> None:
+    objects = build(DEPLOY / "overlays" / "mtls")
+    container = find(objects, "Deployment", "xds-server")["spec"]["template"]["spec"]
+    args = cli._parser().parse_args(container["containers"][0]["args"])
+    assert args.ca_secret == "xdsmesh-system/xdsmesh-ca"
+    namespace, name = args.ca_secret.split("/")
+    role = find(objects, "Role", "xdsmesh-ca")
+    assert role["metadata"]["namespace"] == namespace
+    granted = {
+        (verb, name_)
+        for rule in role["rules"]
+        if rule["resources"] == ["secrets"]
+        for verb in rule["verbs"]
+        for name_ in rule.get("resourceNames", ["*"])
+    }
+    assert granted == {("create", "*"), ("get", name), ("patch", name)}
+    review = find(objects, "ClusterRole", "xdsmesh-xds-server-tokenreview")
+    assert review["rules"] == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}
+    ]
+    account = find(objects, "ServiceAccount")["metadata"]
+    for binding in (
+        find(objects, "RoleBinding", "xdsmesh-ca"),
+        find(objects, "ClusterRoleBinding", "xdsmesh-xds-server-tokenreview"),
+    ):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+        ]

@@ -1,11 +1,12 @@
 """The mesh's security as the server runs it: CA, SDS secrets, xDS authentication, renewal.
 
-`MeshCa.start` loads (or on first start generates) the CA from `--ca-dir`,
-and picks how proxies prove who they are: with a Kubernetes client, a service
-account token checked by TokenReview; otherwise a token minted by
-`xds-server bootstrap --ca-dir` with the key kept beside the CA. `install`
-makes the pipeline translate with mTLS and add each node's secrets; `renew`
-is the task that republishes when a certificate is due.
+`MeshCa.start` loads (or on first start generates) the CA from `--ca-dir` or
+from the Kubernetes Secret `--ca-secret` names (`secret_store`), and picks
+how proxies prove who they are: with a Kubernetes client, a service account
+token checked by TokenReview; otherwise a token minted by `xds-server
+bootstrap --ca-dir` with the key kept beside the CA. `install` makes the
+pipeline translate with mTLS and add each node's secrets; `renew` is the
+task that republishes when a certificate is due.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from api import contract
 from xds_server.auth.gate import Gate, TokenKeyAuthenticator
 from xds_server.auth.tokenreview import TokenReviewAuthenticator, kubernetes_reviewer
 from xds_server.ca.certs import CertificateError
 from xds_server.ca.identity import check_trust_domain
 from xds_server.ca.renewal import renew_forever
 from xds_server.ca.sds import SecretSource, utcnow
-from xds_server.ca.store import DirectoryFiles, load_authority, token_key
+from xds_server.ca.secret_store import SecretFiles, parse_reference
+from xds_server.ca.store import CaFiles, DirectoryFiles, load_authority, token_key
 from xds_server.ca.workloads import WorkloadCertificates
 from xds_server.pipeline import Pipeline
 from xds_server.translate import MeshSecurity
@@ -42,7 +45,10 @@ class KubeTarget(Protocol):
 
 @dataclass(frozen=True)
 class SecuritySettings:
-    ca_dir: str
+    """Where the CA's files are: `ca_dir`, or `ca_secret` ("namespace/name", with Kubernetes)."""
+
+    ca_dir: str | None = None
+    ca_secret: str | None = None
     trust_domain: str = "cluster.local"
     cert_ttl: float = 24 * 3600.0  # seconds
     mtls_mode: str = "PERMISSIVE"
@@ -63,7 +69,14 @@ class MeshCa:
         with service account tokens; without, with tokens of the CA's key.
         """
         trust_domain = check_trust_domain(settings.trust_domain)
-        files = DirectoryFiles(settings.ca_dir)
+        client = None
+        if kube is not None:
+            from xds_server.sources.kube.config import make_client  # noqa: PLC0415
+
+            client = make_client(
+                kubeconfig=kube.kubeconfig, context=kube.context, in_cluster=kube.in_cluster
+            )
+        files = _files(settings, client)
         authority, generated = load_authority(files, trust_domain, utcnow())
         roots = authority.roots(utcnow())
         if not roots:
@@ -78,13 +91,9 @@ class MeshCa:
             trust_domain,
         )
         certificates = WorkloadCertificates(authority, dt.timedelta(seconds=settings.cert_ttl))
-        if kube is not None:
-            from xds_server.sources.kube.config import make_client  # noqa: PLC0415
-
-            client = make_client(
-                kubeconfig=kube.kubeconfig, context=kube.context, in_cluster=kube.in_cluster
-            )
-            gate = Gate(TokenReviewAuthenticator(kubernetes_reviewer(client)))
+        if client is not None:
+            reviewer = kubernetes_reviewer(client, audiences=(contract.XDS_TOKEN_AUDIENCE,))
+            gate = Gate(TokenReviewAuthenticator(reviewer))
         else:
             gate = Gate(TokenKeyAuthenticator(token_key(files)))
         security = MeshSecurity(mtls=True, trust_domain=trust_domain, mode=settings.mtls_mode)
@@ -96,3 +105,17 @@ class MeshCa:
 
     async def renew(self, pipeline: Pipeline) -> None:
         await renew_forever(self.certificates, pipeline.republish)
+
+
+def _files(settings: SecuritySettings, client: Any) -> CaFiles:
+    if settings.ca_secret is not None:
+        if client is None:
+            raise CertificateError("--ca-secret keeps the CA in Kubernetes: it needs --kubernetes")
+        try:
+            namespace, name = parse_reference(settings.ca_secret)
+        except ValueError as e:
+            raise CertificateError(f"--ca-secret: {e}") from None
+        return SecretFiles(client, namespace, name)
+    if settings.ca_dir is None:
+        raise CertificateError("the CA needs --ca-dir or --ca-secret")
+    return DirectoryFiles(settings.ca_dir)

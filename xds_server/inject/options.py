@@ -21,6 +21,10 @@ INIT_NAME = "xdsmesh-init"
 PROXY_NAME = "xdsmesh-proxy"
 VOLUME_NAME = "xdsmesh-config"
 CONFIG_DIR = "/etc/xdsmesh"
+TOKEN_VOLUME_NAME = "xdsmesh-token"
+TOKEN_DIR = "/var/run/secrets/xdsmesh"
+TOKEN_FILE = "xds-token"
+TOKEN_TTL = 7 * 24 * 3600  # the sidecar reads its token once, at start
 PROXY_UID = 1337
 
 DEFAULT_IMAGE = "ghcr.io/xdsmesh/xdsmesh:0.1.0"

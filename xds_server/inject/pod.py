@@ -11,7 +11,9 @@ What a pod gets, in `spec.initContainers`, ahead of its own:
    containers included) until the proxy is ready, so they never send
    traffic into a proxy that is not listening.
 
-plus an in-memory `emptyDir` for the bootstrap, and the annotation
+plus an in-memory `emptyDir` for the bootstrap, a projected service account
+token for the audience `xdsmesh` (the sidecar's proof of identity on the xDS
+stream when the control plane runs a CA), and the annotation
 `xdsmesh.io/status` naming what was added. Injecting first removes what an
 earlier injection added, so injecting twice gives what injecting once gave.
 A pod that opts out (`xdsmesh.io/inject: "false"`, annotation or label) or
@@ -27,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from api import contract
 from xds_server.inject import options as o
 
 Obj = dict[str, Any]
@@ -67,12 +70,12 @@ def inject_template(template: Mapping[str, Any], opts: o.InjectOptions) -> Injec
     init = [_capture(opts, annotations, app_port), _proxy(opts, dataplane, app_port)]
     spec["initContainers"] = init + list(spec.get("initContainers") or [])
     volume = {"name": o.VOLUME_NAME, "emptyDir": {"medium": "Memory"}}
-    spec["volumes"] = [*(spec.get("volumes") or []), volume]
+    spec["volumes"] = [*(spec.get("volumes") or []), volume, _token_volume()]
     status = {
         "dataplane": dataplane,
         "image": opts.image,
         "initContainers": [o.INIT_NAME, o.PROXY_NAME],
-        "volumes": [o.VOLUME_NAME],
+        "volumes": [o.VOLUME_NAME, o.TOKEN_VOLUME_NAME],
     }
     meta["annotations"] = {**annotations, o.STATUS: json.dumps(status, separators=(",", ":"))}
     return Injected(out)
@@ -90,7 +93,8 @@ def _remove_injected(meta: Obj, spec: Obj) -> None:
     if "initContainers" in spec and not spec["initContainers"]:
         del spec["initContainers"]
     if "volumes" in spec:
-        spec["volumes"] = [v for v in spec["volumes"] or [] if v.get("name") != o.VOLUME_NAME]
+        ours_volumes = {o.VOLUME_NAME, o.TOKEN_VOLUME_NAME}
+        spec["volumes"] = [v for v in spec["volumes"] or [] if v.get("name") not in ours_volumes]
         if not spec["volumes"]:
             del spec["volumes"]
     del annotations[o.STATUS]
@@ -176,6 +180,8 @@ def _proxy(opts: o.InjectOptions, dataplane: str, app_port: int) -> Obj:
         str(opts.admin_port),
         "--config",
         f"{o.CONFIG_DIR}/bootstrap.yaml",
+        "--xds-token-file",
+        f"{o.TOKEN_DIR}/{o.TOKEN_FILE}",
     ]
     if opts.delta:
         args.append("--delta")
@@ -199,7 +205,10 @@ def _proxy(opts: o.InjectOptions, dataplane: str, app_port: int) -> Obj:
                 _field_env("POD_NAMESPACE", "metadata.namespace"),
                 _field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
             ],
-            "volumeMounts": [{"name": o.VOLUME_NAME, "mountPath": o.CONFIG_DIR}],
+            "volumeMounts": [
+                {"name": o.VOLUME_NAME, "mountPath": o.CONFIG_DIR},
+                {"name": o.TOKEN_VOLUME_NAME, "mountPath": o.TOKEN_DIR, "readOnly": True},
+            ],
             "startupProbe": {
                 "exec": {"command": probe_command},
                 "periodSeconds": 1,
@@ -225,6 +234,19 @@ def _proxy(opts: o.InjectOptions, dataplane: str, app_port: int) -> Obj:
             },
         },
     )
+
+
+def _token_volume() -> Obj:
+    """The pod's service account token for the control plane (audience `xdsmesh`)."""
+    token = {
+        "audience": contract.XDS_TOKEN_AUDIENCE,
+        "expirationSeconds": o.TOKEN_TTL,
+        "path": o.TOKEN_FILE,
+    }
+    return {
+        "name": o.TOKEN_VOLUME_NAME,
+        "projected": {"sources": [{"serviceAccountToken": token}]},
+    }
 
 
 def _image(opts: o.InjectOptions, container: Obj) -> Obj:

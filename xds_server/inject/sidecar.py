@@ -8,7 +8,12 @@ which the injected container fills from the downward API (`POD_NAME`,
 `POD_NAMESPACE`, `SERVICE_ACCOUNT`). The bootstrap is the one `xds-server
 bootstrap` prints, except that a control plane addressed by name (its
 Service, `xds-server.xdsmesh-system.svc:18000`) is resolved by DNS, as a
-STRICT_DNS cluster: a STATIC cluster takes only IP addresses. Every
+STRICT_DNS cluster: a STATIC cluster takes only IP addresses, and the
+pod's projected service account token (`--xds-token-file`), if mounted, is
+sent as `authorization: Bearer` metadata on the xDS stream. It is read once:
+the data plane keeps the token it started with, so a pod older than the
+token's lifetime (7 days, `options.TOKEN_TTL`) is refused on its next
+reconnect to a control plane with a CA. Every
 replica behind the Service serves the same configuration, so whichever one
 DNS and kube-proxy pick will do. The data plane then replaces this process
 (`exec`), so that it receives the signals Kubernetes sends. `--probe` is the
@@ -52,6 +57,7 @@ def sidecar_bootstrap(
     app_port: int,
     admin_port: int = ADMIN_PORT,
     delta: bool = False,
+    xds_token: str | None = None,
 ) -> dict[str, Any]:
     """The bootstrap for the pod the environment describes."""
     from api import contract  # noqa: PLC0415
@@ -75,6 +81,7 @@ def sidecar_bootstrap(
         admin_port=admin_port,
         delta=delta,
         pod_name=pod,
+        xds_token=xds_token,
     )
     bootstrap["node"]["metadata"][contract.META_DATAPLANE] = dataplane
     host, _ = split_address(xds_address)
@@ -85,6 +92,21 @@ def sidecar_bootstrap(
             if cluster["name"] == XDS_CLUSTER:
                 cluster["type"] = "STRICT_DNS"
     return bootstrap
+
+
+def read_token(path: str | None) -> str | None:
+    """The token in `path` (None if there is no such file); raises SidecarError if unusable."""
+    if path is None:
+        return None
+    try:
+        token = Path(path).read_text().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise SidecarError(f"cannot read the xDS token {path}: {e.strerror}") from None
+    if not token or any(c.isspace() for c in token):
+        raise SidecarError(f"the xDS token {path} is empty or holds more than one token")
+    return token
 
 
 def command(dataplane: str, config: str) -> list[str]:
@@ -113,6 +135,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--admin-port", type=int, default=ADMIN_PORT)
     parser.add_argument("--delta", action="store_true", help="use Delta (incremental) ADS")
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="where to write the bootstrap")
+    parser.add_argument(
+        "--xds-token-file",
+        metavar="PATH",
+        help="the pod's service account token for the control plane, sent on the xDS "
+        "stream; absent file: no token (a control plane without a CA needs none)",
+    )
     parser.add_argument("--probe", action="store_true", help="only check the admin /ready")
     return parser
 
@@ -134,6 +162,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] = os.environ)
             app_port=args.app_port,
             admin_port=args.admin_port,
             delta=args.delta,
+            xds_token=read_token(args.xds_token_file),
         )
         config = Path(args.config)
         config.parent.mkdir(parents=True, exist_ok=True)

@@ -109,7 +109,21 @@ def test_the_proxy_is_a_native_sidecar_with_its_bootstrap_from_the_downward_api(
     assert proxy["securityContext"]["runAsUser"] == o.PROXY_UID
     assert proxy["securityContext"]["runAsNonRoot"] is True
     assert proxy["startupProbe"]["exec"]["command"][-3:] == ["--probe", "--admin-port", "15000"]
-    assert proxy["volumeMounts"] == [{"name": o.VOLUME_NAME, "mountPath": o.CONFIG_DIR}]
+    assert proxy["volumeMounts"] == [
+        {"name": o.VOLUME_NAME, "mountPath": o.CONFIG_DIR},
+        {"name": o.TOKEN_VOLUME_NAME, "mountPath": o.TOKEN_DIR, "readOnly": True},
+    ]
+
+
+def test_the_proxy_gets_a_service_account_token_for_the_control_plane() -> None:
+    after, _ = inject(REVIEWS)
+    spec = pod_spec(after[2])
+    proxy = by_name(spec["initContainers"])[o.PROXY_NAME]
+    assert arg(proxy, "--xds-token-file") == "/var/run/secrets/xdsmesh/xds-token"
+    [volume] = [v for v in spec["volumes"] if v["name"] == o.TOKEN_VOLUME_NAME]
+    token = volume["projected"]["sources"][0]["serviceAccountToken"]
+    assert token == {"audience": "xdsmesh", "expirationSeconds": 604800, "path": "xds-token"}
+    assert "xdsmesh-token" not in str(spec["containers"]), "the application never sees it"
 
 
 def test_the_init_container_captures_traffic_for_the_proxy_uid() -> None:

@@ -127,6 +127,47 @@ def test_the_sidecar_writes_its_bootstrap_and_becomes_the_data_plane(tmp_path: P
     assert written["node"]["id"] == "reviews-7d9f-x2x.shop"
 
 
+def run_sidecar(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    fake = tmp_path / "bin" / "pydp"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "xds_server.inject.sidecar", "--dataplane", "pydp"),
+            *("--xds-address", "10.96.0.10:18000", "--config", str(tmp_path / "b.yaml"), *extra),
+        ],
+        env={**os.environ, **ENV, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_pods_token_goes_on_the_xds_stream(tmp_path: Path) -> None:
+    token = tmp_path / "xds-token"
+    token.write_text("eyJhbGciOi.payload.signature\n")
+    done = run_sidecar(tmp_path, "--xds-token-file", str(token))
+    assert done.returncode == 0, done.stderr
+    grpc = yaml.safe_load((tmp_path / "b.yaml").read_text())["dynamic_resources"]["ads_config"]
+    metadata = grpc["grpc_services"][0]["initial_metadata"]
+    assert metadata == [{"key": "authorization", "value": "Bearer eyJhbGciOi.payload.signature"}]
+
+
+def test_without_a_token_file_the_stream_carries_none(tmp_path: Path) -> None:
+    done = run_sidecar(tmp_path, "--xds-token-file", str(tmp_path / "absent"))
+    assert done.returncode == 0, done.stderr
+    assert "initial_metadata" not in (tmp_path / "b.yaml").read_text()
+
+
+def test_an_unusable_token_file_is_named(tmp_path: Path) -> None:
+    token = tmp_path / "xds-token"
+    token.write_text("two tokens\n")
+    done = run_sidecar(tmp_path, "--xds-token-file", str(token))
+    assert done.returncode == 1
+    assert f"the xDS token {token} is empty or holds more than one token" in done.stderr
+
+
 def test_the_sidecar_without_its_environment_exits_with_the_reason(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ENV}
     done = subprocess.run(

@@ -9,15 +9,20 @@ import signal
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import grpc
 import kmock
 import pytest
 import yaml
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2 as tls_secret_pb2
+from envoy.service.discovery.v3 import discovery_pb2
 
 from api import contract
+from api.contract import NodeProfile
 from tests.harness.net import free_port, loopback
 from tests.harness.procs import binary
+from tests.xds_server.factories import node
 from xds_server import cli
 from xds_server.app import KubeSettings
 from xds_server.sources.kube.config import in_pod
@@ -194,3 +199,118 @@ def _kubeconfig(server: str) -> dict[str, object]:
         "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "test"}}],
         "current-context": "emulator",
     }
+
+
+def test_a_ca_secret_needs_a_cluster(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(cli, "in_pod", lambda: False)
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["serve", "--manifests", str(tmp_path), "--ca-secret", "xdsmesh-system/ca"])
+    assert caught.value.code == 2
+    assert "--ca-secret keeps the CA in a Kubernetes Secret: it needs --kubernetes" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--kubernetes", "--ca-dir", "d", "--ca-secret", "xdsmesh-system/ca"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def _token_reviews(emulator: kmock.KubernetesEmulator) -> Any:
+    """The API server's answer: `good` is shop/web's token, if meant for xdsmesh.
+
+    A TokenReview is not stored; the emulator stores every created object, so
+    the review is deleted again, else the next one would conflict with it."""
+
+    def answer(request: kmock.Request) -> dict[str, object]:
+        for key, obj in list(emulator.objects.items()):
+            if key[0].plural == "tokenreviews" and not obj.deleted:
+                obj.delete()
+        return _token_review(request.data["spec"])
+
+    return answer
+
+
+def _token_review(spec: dict[str, Any]) -> dict[str, object]:
+    good = spec["token"] == "good" and spec.get("audiences") == [contract.XDS_TOKEN_AUDIENCE]
+    status: dict[str, object] = (
+        {"authenticated": True, "user": {"username": "system:serviceaccount:shop:web"}}
+        if good
+        else {"authenticated": False, "error": "invalid bearer token"}
+    )
+    return {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": spec,
+        "status": status,
+    }
+
+
+async def _first_secret(xds: str, token: str) -> discovery_pb2.DiscoveryResponse:
+    """What a proxy of shop/web asking for its certificate with `token` gets first."""
+    async with grpc.aio.insecure_channel(xds) as channel:
+        ads: Any = channel.stream_stream(
+            "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources",
+            request_serializer=discovery_pb2.DiscoveryRequest.SerializeToString,
+            response_deserializer=discovery_pb2.DiscoveryResponse.FromString,
+        )
+        call = ads(metadata=(("authorization", f"Bearer {token}"),))
+        request = discovery_pb2.DiscoveryRequest(
+            type_url=contract.TYPE_SECRET, resource_names=["default"]
+        )
+        profile = NodeProfile(namespace="shop", service_account="web")
+        request.node.CopyFrom(node("web-1.shop", profile))
+        await call.write(request)
+        response = await asyncio.wait_for(call.read(), 10)
+        call.cancel()
+        assert isinstance(response, discovery_pb2.DiscoveryResponse), await call.details()
+        return response
+
+
+def test_the_server_process_keeps_its_ca_in_a_secret(tmp_path: Path) -> None:
+    """`serve --kubernetes --ca-secret NS/NAME`: the first start generates the root there,
+    and a proxy proves itself with a service account token for the audience `xdsmesh`."""
+
+    async def scenario() -> None:
+        async with cluster() as k:
+            k.emulator["post /apis/authentication.k8s.io/v1/tokenreviews"] << _token_reviews(
+                k.emulator
+            )
+            config = tmp_path / "kubeconfig"
+            config.write_text(yaml.safe_dump(_kubeconfig(str(k.server.url).rstrip("/"))))
+            host = loopback()
+            admin, xds = f"{host}:{free_port(host)}", f"{host}:{free_port(host)}"
+            log_file = tmp_path / "xds-server.log"
+            with log_file.open("wb") as log_out:
+                process = await asyncio.create_subprocess_exec(
+                    *(binary("xds-server"), "serve", "--kubernetes", "--kubeconfig", str(config)),
+                    *("--xds-address", xds, "--admin-address", admin),
+                    *("--ca-secret", "xdsmesh-system/mesh-ca"),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=log_out,
+                    env={**os.environ, "KUBERNETES_SERVICE_HOST": ""},
+                )
+            try:
+                await eventually(lambda: _answers(f"http://{admin}/ready", 200), "readiness")
+                path = "/api/v1/namespaces/xdsmesh-system/secrets/mesh-ca"
+                async with k.emulator.get(path) as response:
+                    assert response.status == 200, await response.text()
+                    secret = await response.json()
+                granted = await _first_secret(xds, "good")
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await _first_secret(xds, "stolen")
+                process.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(process.wait(), 20) == 0
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+            assert set(secret["data"]) == {"root-cert.pem", "root-key.pem"}
+            [resource] = granted.resources
+            issued = tls_secret_pb2.Secret.FromString(resource.value)
+            assert issued.name == "default" and issued.tls_certificate.private_key.inline_bytes
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert "invalid bearer token" in str(refused.value.details())
+            assert "generated a CA in Secret xdsmesh-system/mesh-ca" in log_file.read_text()
+
+    run(scenario)
