@@ -493,33 +493,40 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
+def loads_of(args: argparse.Namespace) -> list[Load]:
+    """The loads `--h2`, `--duration`, `--connections` and `--quick` ask for."""
     tools = ["wrk", "h2load"] if args.h2 else ["wrk"]
     for tool in tools:
         program(tool)
     warmup = 0 if args.quick else max(1, args.duration // 10)
-    loads = [Load(tool, args.duration, args.connections, warmup) for tool in tools]
+    return [Load(tool, args.duration, args.connections, warmup) for tool in tools]
+
+
+def start_backend(
+    stack: ExitStack, keep: Path | None, prefix: str, concurrency: int = 1
+) -> tuple[Path, Proc, int]:
+    """The work directory (`keep`, or a temporary one) and the backend, answering on its port."""
+    if keep is not None:
+        workdir = keep
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    port, admin = free_port(), free_port()
+    (workdir / "backend.yaml").write_text(backend_config(port, admin))
+    args = [program("envoy"), "-c", str(workdir / "backend.yaml"), "--use-dynamic-base-id"]
+    args += ["--log-level", "warn", "--concurrency", str(concurrency)]
+    backend = stack.enter_context(started("backend", args, workdir))
+    wait_for(backend, f"http://127.0.0.1:{port}/", body=BODY)
+    return workdir, backend, port
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    loads = loads_of(args)
     with ExitStack() as stack:
-        if args.keep is not None:
-            workdir = args.keep
-            workdir.mkdir(parents=True, exist_ok=True)
-        else:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dataplane-")))
-        backend_port, backend_admin = free_port(), free_port()
-        (workdir / "backend.yaml").write_text(backend_config(backend_port, backend_admin))
-        backend = stack.enter_context(
-            started(
-                "backend",
-                [
-                    *(program("envoy"), "-c", str(workdir / "backend.yaml")),
-                    *("--use-dynamic-base-id", "--log-level", "warn"),
-                    *("--concurrency", str(args.backend_concurrency)),
-                ],
-                workdir,
-            )
+        workdir, backend, backend_port = start_backend(
+            stack, args.keep, "dataplane-", args.backend_concurrency
         )
-        wait_for(backend, f"http://127.0.0.1:{backend_port}/", body=BODY)
         (workdir / "manifests").mkdir(exist_ok=True)
         (workdir / "manifests" / "backend.yaml").write_text(service_manifest(backend_port))
         xds, xds_admin = f"127.0.0.1:{free_port()}", free_port()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -36,16 +35,16 @@ from pathlib import Path
 import yaml
 
 from bench.dataplane import (
-    BODY,
     ROW,
     Load,
     Proc,
     Result,
     Sidecar,
-    backend_config,
     free_port,
+    loads_of,
     program,
     sidecar,
+    start_backend,
     started,
     wait_for,
 )
@@ -205,23 +204,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    tools = ["wrk", "h2load"] if args.h2 else ["wrk"]
-    for tool in tools:
-        program(tool)
-    warmup = 0 if args.quick else max(1, args.duration // 10)
-    loads = [Load(tool, args.duration, args.connections, warmup) for tool in tools]
+    loads = loads_of(args)
     with ExitStack() as stack:
-        if args.keep is not None:
-            workdir = args.keep
-            workdir.mkdir(parents=True, exist_ok=True)
-        else:
-            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mesh-hop-")))
-        app, app_admin = free_port(), free_port()
-        (workdir / "backend.yaml").write_text(backend_config(app, app_admin))
-        backend_args = [program("envoy"), "-c", str(workdir / "backend.yaml")]
-        backend_args += ["--use-dynamic-base-id", "--log-level", "warn", "--concurrency", "1"]
-        backend = stack.enter_context(started("backend", backend_args, workdir))
-        wait_for(backend, f"http://127.0.0.1:{app}/", body=BODY)
+        workdir, backend, app = start_backend(stack, args.keep, "mesh-hop-")
         inbound = {plane: free_port() for plane in args.planes}
         (workdir / "manifests").mkdir(exist_ok=True)
         (workdir / "manifests" / "hop.yaml").write_text(manifests(inbound))
