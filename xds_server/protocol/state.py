@@ -21,6 +21,11 @@ The rules, for every type URL on a stream:
       held by RDS, EDS by CDS, RDS by LDS). So a removed Service's cluster
       outlives the routes that used it.
   R7  Several types to answer are answered in PUSH_ORDER: CDS, EDS, LDS, RDS.
+  R8  Resource warming: Envoy warms a changed cluster until its
+      ClusterLoadAssignment arrives, even an unchanged one, and may not ask
+      for it again (Delta never does). So a CDS response that changes a
+      cluster the proxy held is followed by that cluster's EDS resource; and
+      a Delta subscribe to a name already held sends it again.
 
 `TABLE` below is the state machine for one type; `TypeState` holds it.
 """
@@ -153,6 +158,14 @@ class TypeState:
                 refs |= entry.refs
             self._refs = frozenset(refs)
         return self._refs
+
+    def resend(self, names: Iterable[str]) -> None:
+        """R8: send `names` again next time, as if the proxy did not hold them."""
+        for name in names:
+            self.sent.pop(name, None)
+            self.known.pop(name, None)
+        self._refs = None
+        self.dirty = True
 
     def record_sent(self, changed: Mapping[str, Entry], removed: Iterable[str]) -> None:
         for name in removed:

@@ -8,6 +8,7 @@ published and returns what must be pushed (often nothing: R5).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from google.protobuf.json_format import MessageToDict
@@ -88,6 +89,8 @@ class Stream:
         state.synced, state.dirty = version, False
         if not (changed or removed or first):
             return None
+        if state.type_url == contract.TYPE_CLUSTER:
+            self._rewarm(state, changed)
         state.record_sent(changed, removed)
         child = self.states.get(CHILD.get(state.type_url, ""))
         if child is not None:
@@ -97,6 +100,18 @@ class Stream:
         if response is not None:
             state.step(Input.SEND)
         return response
+
+    def _rewarm(self, clusters: TypeState, changed: Mapping[str, Entry]) -> None:
+        """R8: the endpoints of the changed clusters the proxy held go out again after them."""
+        endpoints = self.states.get(contract.TYPE_ENDPOINT)
+        if endpoints is None:
+            return
+        names = {
+            ref for name, entry in changed.items() if name in clusters.sent for ref in entry.refs
+        }
+        warming = names & endpoints.sent.keys()
+        if warming:
+            endpoints.resend(warming)
 
     def _learn_node(self, node: Any) -> None:
         if self.profile is not None:
@@ -224,6 +239,9 @@ class DeltaStream(Stream):
         unsubscribe = set(request.resource_names_unsubscribe)
         if subscribe or unsubscribe:
             state.dirty = True
+        again = subscribe & state.names
+        if again:
+            state.resend(again)  # R8: asked for again, so sent again
         if "*" in subscribe:
             state.wildcard = True
         if "*" in unsubscribe:
