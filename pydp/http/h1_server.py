@@ -16,12 +16,20 @@ request queued behind it is raised when that request's turn comes, so the
 responses already owed go out first. `RemoteProtocolError.stream_id` names
 the stream to answer on (None when a response already started: just close).
 
+Response framing, as Envoy's HTTP/1 codec: a `content-length` is kept (and
+no body follows it for HEAD, 204 and 304). Without one, 204 and 304 get no
+framing header; a headers-only response gets `content-length: 0`, unless it
+answers HEAD; over HTTP/1.0 the body runs until the connection closes;
+anything else says `transfer-encoding: chunked` - an answer to HEAD too, with
+no body after it.
+
 Connection reuse: a request closes the connection after its response when
-it says `Connection: close`, is HTTP/1.0 without `keep-alive`, is a refused
-upgrade, when the response ends before the request does (as Envoy), when the
-response is close-delimited, or after `close()` (drain). Responses then carry
-`connection: close`, and `should_close` turns True once the response is
-sent. EOF from the client resets the stream in progress.
+it says `Connection: close`, is HTTP/1.0 without `keep-alive`, is HTTP/1.0
+answered without `content-length` (as Envoy's connection manager), is a
+refused upgrade, when the response ends before the request does (as Envoy),
+or after `close()` (drain). Responses then carry `connection: close`, and
+`should_close` turns True once the response is sent. EOF from the client
+resets the stream in progress.
 """
 
 from __future__ import annotations
@@ -336,21 +344,26 @@ class H1ServerConnection:
         parts = [line]
         lines, content_length = add_fields(parts, response.headers)
         framer = self._framer
-        if self._head_request or status in (204, 304):
+        head_request = self._head_request
+        if content_length is not None:
+            if head_request or status in (204, 304):
+                framer.start(NO_BODY)
+            else:
+                framer.start(LENGTH, int(content_length))
+        elif status in (204, 304):
             framer.start(NO_BODY)
-        elif content_length is not None:
-            framer.start(LENGTH, int(content_length))
-        elif response.end_stream:
+        elif response.end_stream and not head_request:
             parts.append(b"content-length: 0\r\n")
             lines += 1
             framer.start(LENGTH)
         elif self._http10:
-            framer.start(UNTIL_CLOSE)
-            self._must_close = True
+            framer.start(NO_BODY if head_request else UNTIL_CLOSE)
         else:
             parts.append(b"transfer-encoding: chunked\r\n")
             lines += 1
-            framer.start(CHUNKED)
+            framer.start(NO_BODY if head_request else CHUNKED)
+        if self._http10 and content_length is None:
+            self._must_close = True
         if self._must_close or not self._keep_alive:
             parts.append(b"connection: close\r\n")
             lines += 1

@@ -54,7 +54,13 @@ from pydp.proxy.local_reply import (
 )
 from pydp.proxy.pools import HTTP1, HTTP2, HostPool, PoolOverflow
 from pydp.proxy.upstream import ConnectFailure, UpstreamReset, UpstreamStream
-from pydp.router import FormatContext, Forward, finalize_request_headers, finalize_response_headers
+from pydp.router import (
+    FormatContext,
+    Forward,
+    apply_mutations,
+    finalize_request_headers,
+    finalize_response_headers,
+)
 from pydp.upstream import (
     Failure,
     Host,
@@ -228,10 +234,17 @@ class Forwarder:
             self.rq.timers.set_route(self.clock.current_time() + timeout)
 
     def reply_extra(self, *first: tuple[bytes, bytes]) -> HeaderList:
+        """Headers of a local reply: the route's response mutations, reading the request
+        as last sent upstream (as first received when no attempt was sent)."""
         extra = list(first)
         if self.policy.include_attempt_count_in_response:
             extra.append((_ATTEMPT_COUNT, str(self.attempts).encode()))
-        return self.rq.route_mutations(extra, self.decision)
+        mutations = self.policy.response_mutations
+        if not mutations:
+            return extra
+        rq = self.rq
+        context = rq.ctx.format.with_request(rq.logged_headers or self.request_headers)
+        return apply_mutations(extra, mutations, context)
 
     async def on_route_timeout(self) -> None:
         """The route timeout fired (the request's scope is already unwound)."""
@@ -301,6 +314,8 @@ class Forwarder:
             or policy.host_rewrite
             or policy.cluster_host_rewrite is not None
             or (policy.auto_host_rewrite and host.endpoint.hostname)
+            or policy.host_rewrite_header is not None
+            or policy.host_rewrite_path_regex is not None
         ):
             hostname = None
             if policy.auto_host_rewrite and host.endpoint.hostname:
@@ -491,7 +506,12 @@ class Forwarder:
             headers = finalize_response_headers(
                 headers,
                 self.decision,
-                FormatContext(rq.ctx.remote, rq.ctx.local, (host.address, host.port)),
+                FormatContext(
+                    rq.ctx.remote,
+                    rq.ctx.local,
+                    (host.address, host.port),
+                    rq.logged_headers or self.request_headers,
+                ),
             )
         done = rq.request_complete_at
         elapsed = self.clock.current_time() - (done if done is not None else rq.info.start)

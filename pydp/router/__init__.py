@@ -21,7 +21,8 @@ from pydp.router.finalize import (
     finalize_response_headers,
     local_reply_headers,
 )
-from pydp.router.headers import AppendAction, FormatContext, HeaderMutation, apply_mutations
+from pydp.router.format import FormatContext
+from pydp.router.headers import AppendAction, HeaderMutation, apply_mutations
 from pydp.router.matchers import HeaderMatcher
 from pydp.router.table import RouteTable
 

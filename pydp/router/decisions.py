@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydp.router.headers import HeaderMutation
+from pydp.router.regex import Rewrite
 from pydp.upstream.hashing import HashPolicy
 from pydp.upstream.retry import RetryPolicy
 
@@ -21,10 +22,15 @@ class ForwardPolicy:
     Timeouts are seconds: `timeout` None means disabled (configured as 0);
     `idle_timeout` None means not set at the route (the connection manager's
     stream idle timeout applies) and 0.0 means disabled. Host rewrites, in
-    Envoy's order: the weighted cluster's literal (`cluster_host_rewrite`),
-    then the route's literal (`host_rewrite`, the only one that appends
-    `x-forwarded-host`), then, once the caller has picked a host,
-    `auto_host_rewrite` to that host's name.
+    Envoy's order: the weighted cluster's literal (`cluster_host_rewrite`);
+    then the route's, one of: a literal (`host_rewrite`), the first value of
+    a request header (`host_rewrite_header`, read after the request
+    mutations), or the path without query through a regex substitution
+    (`host_rewrite_path_regex`) - each left alone when it comes out empty, and
+    each appending `x-forwarded-host` if asked; then, once the caller has
+    picked a host, `auto_host_rewrite` to that host's name. The header and
+    path rewrites are computed by `finalize_request_headers`, so a decision
+    never holds a value taken from one request.
     """
 
     route_name: str = ""
@@ -32,6 +38,8 @@ class ForwardPolicy:
     cluster_not_found_status: int = 503
     cluster_host_rewrite: bytes | None = None
     host_rewrite: bytes | None = None
+    host_rewrite_header: bytes | None = None
+    host_rewrite_path_regex: Rewrite | None = None
     auto_host_rewrite: bool = False
     append_x_forwarded_host: bool = False
     request_mutations: tuple[HeaderMutation, ...] = ()

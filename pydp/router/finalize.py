@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydp.router.decisions import DirectResponse, Forward, NoRoute, Redirect
-from pydp.router.headers import FormatContext, HeaderList, apply_mutations
+from pydp.router.decisions import DirectResponse, Forward, ForwardPolicy, NoRoute, Redirect
+from pydp.router.format import FormatContext
+from pydp.router.headers import HeaderList, apply_mutations
+from pydp.router.redirect import path_only
 
 _AUTHORITY = b":authority"
 _PATH = b":path"
@@ -42,6 +44,21 @@ def update_authority(
     _set(headers, _AUTHORITY, hostname)
 
 
+def _route_host_rewrite(headers: HeaderList, policy: ForwardPolicy) -> bytes | None:
+    """The authority the route's host rewrite asks for (Envoy's `finalizeHostHeader`),
+    read after the request mutations; None or empty: leave the authority alone."""
+    if policy.host_rewrite:
+        return policy.host_rewrite
+    if policy.host_rewrite_header is not None:
+        return _get(headers, policy.host_rewrite_header)
+    if policy.host_rewrite_path_regex is not None:
+        path = _get(headers, _PATH) or b""
+        just_path = path_only(path)
+        text = just_path.decode("utf-8", "surrogateescape")
+        return policy.host_rewrite_path_regex.apply(text).encode("utf-8", "surrogateescape")
+    return None
+
+
 def finalize_request_headers(
     headers: Sequence[tuple[bytes, bytes]],
     decision: Forward,
@@ -58,13 +75,18 @@ def finalize_request_headers(
     `x-envoy-original-path` (and the original host in `x-envoy-original-host`).
     """
     policy = decision.policy
-    out = apply_mutations(headers, policy.request_mutations, ctx)
+    out = list(headers)
+    if policy.request_mutations:
+        context = (ctx if ctx is not None else FormatContext()).with_request(out)
+        for mutation in policy.request_mutations:
+            mutation.apply(out, context)
     if policy.cluster_host_rewrite is not None:
         _set(out, _AUTHORITY, policy.cluster_host_rewrite)
-    if policy.host_rewrite:
+    hostname = _route_host_rewrite(out, policy)
+    if hostname:
         update_authority(
             out,
-            policy.host_rewrite,
+            hostname,
             append_xfh=policy.append_x_forwarded_host,
             keep_old=insert_envoy_headers,
         )

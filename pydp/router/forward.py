@@ -96,6 +96,8 @@ _ROUTE_ACTION_FIELDS = (
     "prefix_rewrite",
     "regex_rewrite",
     "host_rewrite_literal",
+    "host_rewrite_header",
+    "host_rewrite_path_regex",
     "auto_host_rewrite",
     "append_x_forwarded_host",
     "timeout",
@@ -224,6 +226,14 @@ def compile_forward(
     retry = scope.retry_policy
     if proto.HasField("retry_policy"):
         retry = compile_retry(proto.retry_policy, where.at("retry_policy"))
+    host_header = None
+    if proto.host_rewrite_header:
+        host_header = header_name(proto.host_rewrite_header, where.at("host_rewrite_header"))
+    host_regex = None
+    if proto.HasField("host_rewrite_path_regex"):
+        host_regex = Rewrite.compile(
+            proto.host_rewrite_path_regex, where.at("host_rewrite_path_regex")
+        )
     not_found = _NOT_FOUND_CODES.get(proto.cluster_not_found_response_code)
     if not_found is None:
         raise where.at("cluster_not_found_response_code").error("value must be a defined enum")
@@ -232,6 +242,8 @@ def compile_forward(
         virtual_host=scope.virtual_host,
         cluster_not_found_status=not_found,
         host_rewrite=proto.host_rewrite_literal.encode("utf-8") or None,
+        host_rewrite_header=host_header,
+        host_rewrite_path_regex=host_regex,
         auto_host_rewrite=proto.auto_host_rewrite.value,
         append_x_forwarded_host=proto.append_x_forwarded_host,
         request_mutations=scope.request_mutations,

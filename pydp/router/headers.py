@@ -18,104 +18,25 @@ weighted cluster) compiles to one `HeaderMutation`, the counterpart of Envoy's
 Decisions carry mutations in the order Envoy evaluates them; a later mutation
 wins when two overwrite the same header.
 
-Values are substitution format strings. `%%` is a literal percent; the
-commands listed in `COMMANDS` are computed from a `FormatContext`; anything
-else is refused at compile time, as Envoy refuses a stray `%`.
+Values are substitution format strings (`pydp.router.format`). `%REQ(...)%`
+reads the request headers as they are when the mutation runs:
+request mutations read the very list they mutate (so a level sees what the
+levels before it added, as Envoy evaluates its parsers in turn over one
+header map), response mutations read the request as it was sent upstream
+(Envoy's router mutates the downstream request headers in place).
 """
 
 from __future__ import annotations
 
 import enum
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydp.router._proto import Where, check_fields
+from pydp.router.format import FormatContext, FormatPart, compile_format, render
 
 HeaderList = list[tuple[bytes, bytes]]
-
-
-@dataclass(frozen=True, slots=True)
-class FormatContext:
-    """What header formatters can read. Addresses are (ip, port); None when unknown.
-
-    Envoy evaluates request header mutations before it picks an upstream host,
-    so `upstream_host` is only meaningful for response mutations.
-    """
-
-    downstream_remote_address: tuple[str, int] | None = None
-    downstream_local_address: tuple[str, int] | None = None
-    upstream_host: tuple[str, int] | None = None
-
-
-def _ip(address: tuple[str, int] | None) -> str:
-    return "" if address is None else address[0]
-
-
-def _port(address: tuple[str, int] | None) -> str:
-    return "" if address is None else str(address[1])
-
-
-def _ip_port(address: tuple[str, int] | None) -> str:
-    if address is None:
-        return ""
-    ip, port = address
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-COMMANDS: dict[str, Callable[[FormatContext], str]] = {
-    "DOWNSTREAM_REMOTE_ADDRESS": lambda c: _ip_port(c.downstream_remote_address),
-    "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT": lambda c: _ip(c.downstream_remote_address),
-    "DOWNSTREAM_REMOTE_PORT": lambda c: _port(c.downstream_remote_address),
-    "DOWNSTREAM_LOCAL_ADDRESS": lambda c: _ip_port(c.downstream_local_address),
-    "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT": lambda c: _ip(c.downstream_local_address),
-    "DOWNSTREAM_LOCAL_PORT": lambda c: _port(c.downstream_local_address),
-    "UPSTREAM_HOST": lambda c: _ip_port(c.upstream_host),
-}
-
-_COMMAND = re.compile(r"%([A-Z]|[A-Z][A-Z0-9_]*[A-Z0-9])(\((.*?)\))?(:([0-9]+))?%")
-
-FormatPart = bytes | Callable[[FormatContext], str]
-
-
-def compile_format(text: str, where: Where) -> tuple[FormatPart, ...]:
-    """Split a substitution format string into literal bytes and command callables."""
-    parts: list[FormatPart] = []
-    literal: list[str] = []
-    pos = 0
-    while pos < len(text):
-        c = text[pos]
-        if c != "%":
-            literal.append(c)
-            pos += 1
-            continue
-        if text.startswith("%%", pos):
-            literal.append("%")
-            pos += 2
-            continue
-        m = _COMMAND.match(text, pos)
-        if m is None:
-            raise where.error(f"{text!r}: couldn't find valid command at position {pos}")
-        command = COMMANDS.get(m.group(1))
-        if command is None:
-            raise where.error(f"{text!r}: unsupported substitution command %{m.group(1)}%")
-        if m.group(2) is not None or m.group(4) is not None:
-            raise where.error(f"{text!r}: {m.group(1)} does not take any parameters or length")
-        if literal:
-            parts.append("".join(literal).encode("utf-8"))
-            literal = []
-        parts.append(command)
-        pos = m.end()
-    if literal:
-        parts.append("".join(literal).encode("utf-8"))
-    return tuple(parts)
-
-
-def render(parts: tuple[FormatPart, ...], ctx: FormatContext) -> bytes:
-    if len(parts) == 1 and isinstance(parts[0], bytes):
-        return parts[0]
-    return b"".join(p if isinstance(p, bytes) else p(ctx).encode("utf-8") for p in parts)
 
 
 class AppendAction(enum.IntEnum):

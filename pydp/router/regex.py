@@ -292,6 +292,8 @@ class Rewrite:
         check_fields(proto, where, ("pattern", "substitution"))
         pattern = compile_regex_matcher(proto.pattern, where.at("pattern"))
         substitution: str = proto.substitution
+        if any(c in substitution for c in "\0\r\n"):
+            raise where.at("substitution").error("value must not contain NUL, CR or LF")
         parts = _parse_substitution(substitution, pattern.groups, where.at("substitution"))
         return cls(pattern, parts)
 

@@ -174,6 +174,98 @@ def test_weighted_cluster_host_rewrite_loses_to_route_literal() -> None:
     assert dict(finalize_request_headers(request(), _forward(action)))[b":authority"] == b"wc"
 
 
+@pytest.mark.parametrize(
+    ("headers", "authority", "original"),
+    [
+        ((("x-target", "chosen.example"),), b"chosen.example", b"h"),
+        ((("x-target", "first"), ("x-target", "second")), b"first", b"h"),
+        ((("x-target", ""),), b"h", None),
+        ((), b"h", None),
+    ],
+)
+def test_host_rewrite_header_takes_the_first_value(
+    headers: tuple[tuple[str, str], ...], authority: bytes, original: bytes | None
+) -> None:
+    fwd = _forward({"cluster": "c", "host_rewrite_header": "X-Target"})
+    assert fwd.policy.host_rewrite_header == b"x-target"
+    out = dict(finalize_request_headers(request("/", "h", *headers), fwd))
+    assert out[b":authority"] == authority
+    assert out.get(b"x-envoy-original-host") == original
+    assert b"x-forwarded-host" not in out
+
+
+def test_host_rewrite_header_reads_the_request_after_its_mutations() -> None:
+    route = {
+        "match": {"prefix": "/"},
+        "route": {
+            "cluster": "c",
+            "host_rewrite_header": "x-target",
+            "append_x_forwarded_host": True,
+        },
+        "request_headers_to_add": [
+            {
+                "header": {"key": "x-target", "value": "added.example"},
+                "append_action": "ADD_IF_ABSENT",
+            }
+        ],
+    }
+    decision = table(one_route(route)).route(request())
+    assert isinstance(decision, Forward)
+    out = dict(finalize_request_headers(request("/", "orig"), decision))
+    assert (out[b":authority"], out[b"x-forwarded-host"]) == (b"added.example", b"orig")
+    out = dict(finalize_request_headers(request("/", "orig", ("x-target", "mine")), decision))
+    assert out[b":authority"] == b"mine"
+
+
+@pytest.mark.parametrize(
+    ("path", "authority"),
+    [
+        ("/header/tenant-a/x", b"tenant-a.example"),
+        ("/header/tenant-b/x/y?q=/header/z/w#f", b"tenant-b.example"),
+        ("/header/tenant-c", b"/header/tenant-c"),
+    ],
+)
+def test_host_rewrite_path_regex_substitutes_the_path_without_query(
+    path: str, authority: bytes
+) -> None:
+    action = {
+        "cluster": "c",
+        "host_rewrite_path_regex": {
+            "pattern": {"regex": "^/header/([^/]+)/.*$"},
+            "substitution": "\\1.example",
+        },
+        "prefix_rewrite": "/rewritten",
+    }
+    fwd = _forward(action, path)
+    out = dict(finalize_request_headers(request(path, "reviews"), fwd))
+    assert out[b":authority"] == authority
+    assert out[b"x-envoy-original-host"] == b"reviews"
+    assert out[b":path"].startswith(b"/rewritten")
+
+
+def test_host_rewrite_path_regex_coming_out_empty_changes_nothing() -> None:
+    action = {
+        "cluster": "c",
+        "host_rewrite_path_regex": {"pattern": {"regex": ".*"}, "substitution": ""},
+    }
+    out = dict(finalize_request_headers(request("/a", "reviews"), _forward(action, "/a")))
+    assert out[b":authority"] == b"reviews"
+    assert b"x-envoy-original-host" not in out
+
+
+def test_weighted_cluster_literal_then_route_header_rewrite() -> None:
+    action = {
+        "host_rewrite_header": "x-target",
+        "weighted_clusters": {
+            "clusters": [{"name": "a", "weight": 1, "host_rewrite_literal": "wc"}]
+        },
+    }
+    fwd = _forward(action)
+    assert dict(finalize_request_headers(request(), fwd))[b":authority"] == b"wc"
+    out = dict(finalize_request_headers(request("/", "h", ("x-target", "t")), fwd))
+    assert (out[b":authority"], out[b"x-envoy-original-host"]) == (b"t", b"wc")
+
+
 def test_timeouts() -> None:
     assert _forward({"cluster": "c"}).policy.timeout == 15.0
     assert _forward({"cluster": "c", "timeout": "0s"}).policy.timeout is None

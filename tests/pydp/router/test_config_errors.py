@@ -204,10 +204,43 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "unsupported field",
     ),
     (
-        "host header rewrite",
-        _action(cluster="c", host_rewrite_header="x"),
+        "host header rewrite name",
+        _action(cluster="c", host_rewrite_header="x\ny"),
         f"{R}.route.host_rewrite_header",
-        "unsupported field",
+        "forbidden character",
+    ),
+    (
+        "host path regex without pattern",
+        _action(cluster="c", host_rewrite_path_regex={"substitution": "a"}),
+        f"{R}.route.host_rewrite_path_regex.pattern.regex",
+        "regex must not be empty",
+    ),
+    (
+        "host path regex group",
+        _action(
+            cluster="c",
+            host_rewrite_path_regex={"pattern": {"regex": "^/(a)"}, "substitution": "\\2"},
+        ),
+        f"{R}.route.host_rewrite_path_regex.substitution",
+        "refers to group 2; pattern has 1",
+    ),
+    (
+        "host path regex lookahead",
+        _action(
+            cluster="c",
+            host_rewrite_path_regex={"pattern": {"regex": "(?=a)"}, "substitution": "x"},
+        ),
+        f"{R}.route.host_rewrite_path_regex.pattern.regex",
+        "lookahead is not supported",
+    ),
+    (
+        "host path regex newline",
+        _action(
+            cluster="c",
+            host_rewrite_path_regex={"pattern": {"regex": "a"}, "substitution": "x\r\ny: z"},
+        ),
+        f"{R}.route.host_rewrite_path_regex.substitution",
+        "must not contain NUL, CR or LF",
     ),
     (
         "both rewrites",

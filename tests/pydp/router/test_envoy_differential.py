@@ -371,6 +371,85 @@ SPECIFIC: dict[str, Any] = {
     ],
 }
 
+REWRITE: dict[str, Any] = {
+    "name": "rewrite",
+    "virtual_hosts": [
+        {
+            "name": "rw",
+            "domains": ["rewrite.test"],
+            "request_headers_to_add": [_hdr("x-b", "vh:%REQ(x-a)%")],
+            "request_headers_to_remove": ["x-id"],
+            "routes": [
+                {
+                    "match": {"prefix": "/hdr-added"},
+                    "route": _fwd(host_rewrite_header="x-target"),
+                    "request_headers_to_add": [_hdr("x-target", "added.test", "ADD_IF_ABSENT")],
+                },
+                {
+                    "match": {"prefix": "/hdr"},
+                    "route": _fwd(host_rewrite_header="X-Target", append_x_forwarded_host=True),
+                    "response_headers_to_add": [_hdr("x-r", "%REQ(:authority)%")],
+                },
+                {
+                    "match": {"prefix": "/rx"},
+                    "route": _fwd(
+                        "c2",
+                        prefix_rewrite="/moved",
+                        host_rewrite_path_regex={
+                            "pattern": {"regex": "^/rx/([^/]+)/.*$"},
+                            "substitution": "\\1.example",
+                        },
+                    ),
+                    "response_headers_to_add": [_hdr("x-r", "%REQ(:authority)% %REQ(:path)%")],
+                },
+                {
+                    "match": {"prefix": "/empty"},
+                    "route": _fwd(
+                        host_rewrite_path_regex={"pattern": {"regex": ".*"}, "substitution": ""}
+                    ),
+                },
+                {
+                    "match": {"prefix": "/wc"},
+                    "route": {
+                        "host_rewrite_header": "x-target",
+                        "weighted_clusters": {
+                            "clusters": [
+                                {"name": "c3", "weight": 1, "host_rewrite_literal": "wc.test"}
+                            ]
+                        },
+                    },
+                },
+                {
+                    "match": {"prefix": "/req"},
+                    "route": _fwd(host_rewrite_literal="lit.test"),
+                    "request_headers_to_add": [
+                        _hdr("x-a", "%REQ(x-id)%"),
+                        _hdr("x-c", "%REQ(x-missing)%", keep_empty_value=True),
+                        _hdr("x-d", "%REQ(x-missing?X-ID):3%|%REQ(x-missing)%"),
+                    ],
+                    "response_headers_to_add": [
+                        _hdr("x-r", "[%REQ(x-a)%] %REQ(:authority)%"),
+                        _hdr("x-s", "%REQ(x-id)%"),
+                    ],
+                },
+                {
+                    "match": {"prefix": "/direct"},
+                    "direct_response": _body("direct"),
+                    "response_headers_to_add": [
+                        _hdr("x-r", "%REQ(x-id)%"),
+                        _hdr("x-s", "%REQ(x-missing)%"),
+                    ],
+                },
+                {
+                    "match": {"prefix": "/nc"},
+                    "route": {"cluster_header": "x-cluster"},
+                    "response_headers_to_add": [_hdr("x-r", "%REQ(x-id):2%")],
+                },
+            ],
+        },
+    ],
+}
+
 Request = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
@@ -488,6 +567,27 @@ SPECIFIC_REQUESTS = [
 ]
 
 
+REWRITE_REQUESTS = [
+    _req("/hdr", "rewrite.test", ("x-target", "chosen.test")),
+    _req("/hdr", "rewrite.test", ("x-target", "first.test"), ("x-target", "second.test")),
+    _req("/hdr", "rewrite.test", ("x-target", "")),
+    _req("/hdr", "rewrite.test"),
+    _req("/hdr-added", "rewrite.test"),
+    _req("/hdr-added", "rewrite.test", ("x-target", "mine.test")),
+    _req("/rx/tenant-a/x?q=/rx/b/c", "rewrite.test"),
+    _req("/rx/tenant-b", "rewrite.test"),
+    _req("/empty/x", "rewrite.test"),
+    _req("/wc", "rewrite.test"),
+    _req("/wc", "rewrite.test", ("x-target", "t.test")),
+    _req("/req", "rewrite.test", ("x-id", "my-own-id")),
+    _req("/req", "rewrite.test", ("x-id", "one"), ("x-id", "two")),
+    _req("/req", "rewrite.test"),
+    _req("/direct", "rewrite.test", ("x-id", "abc")),
+    _req("/direct", "rewrite.test"),
+    _req("/nc", "rewrite.test", ("x-id", "abc"), ("x-cluster", "nope")),
+]
+
+
 @dataclass(frozen=True)
 class Observed:
     status: int
@@ -533,7 +633,7 @@ def _from_pydp(table: RouteTable, request: Request) -> Observed:
         *((k.encode(), v.encode()) for k, v in extra),
     ]
     decision = table.route(headers)
-    ctx = FormatContext(downstream_remote_address=("127.0.0.1", 40000))
+    ctx = FormatContext(downstream_remote_address=("127.0.0.1", 40000)).with_request(headers)
 
     def text(pairs: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
         return [(k.decode(), v.decode()) for k, v in pairs]
@@ -544,9 +644,12 @@ def _from_pydp(table: RouteTable, request: Request) -> Observed:
         status = decision.policy.cluster_not_found_status
         return Observed(status, None, None, None, b"", (), _watch(reply, WATCH_RESPONSE))
     if isinstance(decision, Forward):
-        sent = text(finalize_request_headers(headers, decision, ctx))
+        sent_bytes = finalize_request_headers(headers, decision, ctx)
+        sent = text(sent_bytes)
         got = text(
-            finalize_response_headers([(b"content-type", b"application/json")], decision, ctx)
+            finalize_response_headers(
+                [(b"content-type", b"application/json")], decision, ctx.with_request(sent_bytes)
+            )
         )
         return Observed(
             200,
@@ -566,6 +669,12 @@ def _from_pydp(table: RouteTable, request: Request) -> Observed:
 @pytest.fixture(scope="module")
 def main_envoy() -> Iterator[EnvoyRouter]:
     with run_envoy(MAIN, CLUSTERS) as router:
+        yield router
+
+
+@pytest.fixture(scope="module")
+def rewrite_envoy() -> Iterator[EnvoyRouter]:
+    with run_envoy(REWRITE, CLUSTERS) as router:
         yield router
 
 
@@ -591,3 +700,10 @@ def test_specific_config_matches_envoy(specific_envoy: EnvoyRouter, request_: Re
     path, host, extra = request_
     expected = _from_envoy(specific_envoy.request(path, host, list(extra)))
     assert _from_pydp(_table(SPECIFIC), request_) == expected
+
+
+@pytest.mark.parametrize("request_", REWRITE_REQUESTS, ids=lambda r: f"{r[1]}{r[0]}")
+def test_rewrite_config_matches_envoy(rewrite_envoy: EnvoyRouter, request_: Request) -> None:
+    path, host, extra = request_
+    expected = _from_envoy(rewrite_envoy.request(path, host, list(extra)))
+    assert _from_pydp(_table(REWRITE), request_) == expected

@@ -6,13 +6,16 @@ import pytest
 
 from pydp.errors import ConfigError
 from pydp.router import (
+    DirectResponse,
     FormatContext,
     Forward,
     finalize_request_headers,
     finalize_response_headers,
+    local_reply_headers,
 )
 from pydp.router._proto import Where
-from pydp.router.headers import AppendAction, HeaderMutation, HeaderToAdd, compile_format, render
+from pydp.router.format import compile_format
+from pydp.router.headers import AppendAction, HeaderMutation, HeaderToAdd
 from tests.pydp.router.util import one_route, request, table
 
 WHERE = Where("route_config t", "v")
@@ -86,64 +89,6 @@ def test_empty_values_are_dropped_unless_kept() -> None:
         add=(_add("x", ""), _add("y", "", keep_empty=True), _add("z", "%UPSTREAM_HOST%"))
     )
     assert _apply(mutation, []) == [("y", "")]
-
-
-@pytest.mark.parametrize(
-    ("text", "ctx", "value"),
-    [
-        ("plain", FormatContext(), b"plain"),
-        ("100%%", FormatContext(), b"100%"),
-        ("%%UPSTREAM_HOST%%", FormatContext(), b"%UPSTREAM_HOST%"),
-        (
-            "%DOWNSTREAM_REMOTE_ADDRESS%",
-            FormatContext(downstream_remote_address=("10.0.0.1", 5)),
-            b"10.0.0.1:5",
-        ),
-        (
-            "%DOWNSTREAM_REMOTE_ADDRESS%",
-            FormatContext(downstream_remote_address=("::1", 5)),
-            b"[::1]:5",
-        ),
-        (
-            "ip=%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%",
-            FormatContext(downstream_remote_address=("::1", 5)),
-            b"ip=::1",
-        ),
-        ("%DOWNSTREAM_REMOTE_PORT%", FormatContext(downstream_remote_address=("::1", 5)), b"5"),
-        (
-            "%DOWNSTREAM_LOCAL_ADDRESS%",
-            FormatContext(downstream_local_address=("1.2.3.4", 80)),
-            b"1.2.3.4:80",
-        ),
-        (
-            "%DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT%",
-            FormatContext(downstream_local_address=("1.2.3.4", 80)),
-            b"1.2.3.4",
-        ),
-        ("%DOWNSTREAM_LOCAL_PORT%", FormatContext(downstream_local_address=("1.2.3.4", 80)), b"80"),
-        ("%UPSTREAM_HOST%", FormatContext(upstream_host=("10.1.1.1", 8080)), b"10.1.1.1:8080"),
-        ("%UPSTREAM_HOST%", FormatContext(), b""),
-    ],
-)
-def test_formatter(text: str, ctx: FormatContext, value: bytes) -> None:
-    assert render(compile_format(text, WHERE), ctx) == value
-
-
-@pytest.mark.parametrize(
-    ("text", "problem"),
-    [
-        ("50%", "couldn't find valid command at position 2"),
-        ("%lower%", "couldn't find valid command"),
-        ("%START_TIME%", "unsupported substitution command %START_TIME%"),
-        ("%REQ(x-id)%", "unsupported substitution command %REQ%"),
-        ("%DOWNSTREAM_REMOTE_ADDRESS(x)%", "does not take any parameters or length"),
-        ("%DOWNSTREAM_REMOTE_ADDRESS:5%", "does not take any parameters or length"),
-    ],
-)
-def test_formatter_errors(text: str, problem: str) -> None:
-    with pytest.raises(ConfigError) as err:
-        compile_format(text, WHERE)
-    assert problem in err.value.problem
 
 
 def _levels(most_specific: bool = False, **route: Any) -> dict[str, Any]:
@@ -277,3 +222,82 @@ def test_invalid_headers_to_remove(name: str) -> None:
         table(one_route(route))
     assert err.value.field == "virtual_hosts[0].routes[0].request_headers_to_remove[0]"
     assert err.value.problem == ":-prefixed or host headers may not be removed"
+
+
+def _req_levels(most_specific: bool = False) -> dict[str, Any]:
+    def add(key: str, value: str, **option: Any) -> list[dict[str, Any]]:
+        return [{"header": {"key": key, "value": value}, **option}]
+
+    config = one_route(
+        {
+            "match": {"prefix": "/"},
+            "route": {"cluster": "c"},
+            "request_headers_to_add": add("x-route", "%REQ(x-client)%"),
+            "request_headers_to_remove": ["x-client"],
+            "response_headers_to_add": add("x-echoed", "%REQ(x-vhost?x-route)%"),
+        },
+        request_headers_to_add=add("x-vhost", "[%REQ(x-route)%|%REQ(x-client)%]"),
+        response_headers_to_add=add("x-missing", "%REQ(x-nowhere)%")
+        + add("x-kept", "%REQ(x-nowhere)%", keep_empty_value=True),
+    )
+    config["most_specific_header_mutations_wins"] = most_specific
+    return config
+
+
+def test_request_mutations_read_the_request_as_the_levels_before_left_it() -> None:
+    decision = table(_req_levels()).route(request())
+    assert isinstance(decision, Forward)
+    sent = finalize_request_headers(request("/", "h", ("x-client", "c1")), decision)
+    # The route level removes x-client before it formats, so x-route comes out empty
+    # and is dropped; the virtual host, evaluated next, finds neither header.
+    assert _values(sent, b"x-route") == []
+    assert _values(sent, b"x-vhost") == [b"[|]"]
+    assert _values(sent, b"x-client") == []
+
+
+def test_most_specific_first_changes_what_each_level_sees() -> None:
+    decision = table(_req_levels(most_specific=True)).route(request())
+    assert isinstance(decision, Forward)
+    sent = finalize_request_headers(request("/", "h", ("x-client", "c1")), decision)
+    assert _values(sent, b"x-vhost") == [b"[|c1]"]
+    assert _values(sent, b"x-route") == []
+
+
+def test_a_level_reads_the_request_before_its_own_additions() -> None:
+    route = {
+        "match": {"prefix": "/"},
+        "route": {"cluster": "c"},
+        "request_headers_to_add": [
+            {
+                "header": {"key": "x-a", "value": "new"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            },
+            {"header": {"key": "x-copy", "value": "%REQ(x-a)%"}},
+        ],
+    }
+    decision = table(one_route(route)).route(request())
+    assert isinstance(decision, Forward)
+    sent = finalize_request_headers(request("/", "h", ("x-a", "old")), decision)
+    assert _values(sent, b"x-a") == [b"new"]
+    assert _values(sent, b"x-copy") == [b"old"]
+    assert _values(finalize_request_headers(request(), decision), b"x-copy") == []
+
+
+def test_response_mutations_read_the_request_sent_upstream() -> None:
+    decision = table(_req_levels()).route(request())
+    assert isinstance(decision, Forward)
+    sent = finalize_request_headers(request("/", "h", ("x-client", "c1")), decision)
+    got = finalize_response_headers([], decision, FormatContext().with_request(sent))
+    assert _values(got, b"x-echoed") == [b"[|]"]
+    assert _values(got, b"x-missing") == []
+    assert _values(got, b"x-kept") == [b""]
+    direct = {
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 200},
+        "response_headers_to_add": [{"header": {"key": "x-id", "value": "%REQ(x-request-id)%"}}],
+    }
+    reply = table(one_route(direct)).route(request())
+    assert isinstance(reply, DirectResponse)
+    ctx = FormatContext().with_request(request("/", "h", ("x-request-id", "abc")))
+    assert _values(local_reply_headers(reply, ctx), b"x-id") == [b"abc"]
+    assert _values(local_reply_headers(reply), b"x-id") == []

@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pydp.router import Forward, RouteTable
+from pydp.router import Forward, RouteTable, finalize_request_headers
 from pydp.router.table import CACHE_SIZE
 from tests.pydp.router.util import request, table
 
@@ -37,6 +37,27 @@ CONFIG: dict[str, Any] = {
                 {"match": {"prefix": "/n"}, "route": {"cluster_header": "x-cluster"}},
                 {"match": {"prefix": "/r"}, "route": {"cluster": "r", "prefix_rewrite": "/x"}},
                 {
+                    "match": {"prefix": "/t"},
+                    "route": {"cluster": "t", "host_rewrite_header": "x-target"},
+                },
+                {
+                    "match": {"prefix": "/g"},
+                    "route": {
+                        "cluster": "g",
+                        "host_rewrite_path_regex": {
+                            "pattern": {"regex": "^/g([^/]*)"},
+                            "substitution": "g\\1.example",
+                        },
+                    },
+                },
+                {
+                    "match": {"prefix": "/e"},
+                    "route": {"cluster": "e"},
+                    "request_headers_to_add": [
+                        {"header": {"key": "x-echo", "value": "%REQ(x-target?x-h)%"}}
+                    ],
+                },
+                {
                     "match": {"prefix": "/d"},
                     "direct_response": {"status": 301, "body": {"inline_string": "moved"}},
                 },
@@ -59,13 +80,22 @@ CONFIG: dict[str, Any] = {
 }
 
 PATHS = st.tuples(
-    st.sampled_from(["/h", "/q", "/w", "/n", "/r", "/d", "/s", "/", "/only", "/other"]),
+    st.sampled_from(
+        ["/h", "/q", "/w", "/n", "/r", "/t", "/g", "/e", "/d", "/s", "/", "/only", "/other"]
+    ),
     st.sampled_from(["", "1", "/a"]),
     st.sampled_from(["", "?v=1", "?w=2"]),
 ).map("".join)
 HEADERS = st.lists(
     st.sampled_from(
-        [("x-h", "1"), ("x-h", "2"), ("x-cluster", "c1"), ("x-forwarded-proto", "https")]
+        [
+            ("x-h", "1"),
+            ("x-h", "2"),
+            ("x-cluster", "c1"),
+            ("x-forwarded-proto", "https"),
+            ("x-target", "a.example"),
+            ("x-target", "b.example"),
+        ]
     ),
     max_size=3,
     unique=True,
@@ -89,7 +119,12 @@ def test_a_remembered_decision_is_the_one_made_afresh(
         headers_list = request(path, host, *headers, scheme=scheme)
         fresh = table(CONFIG).route(headers_list, random_value)
         assert CACHED.route(headers_list, random_value) == fresh
-        assert CACHED.route(headers_list, random_value) == fresh
+        cached = CACHED.route(headers_list, random_value)
+        assert cached == fresh
+        if isinstance(fresh, Forward):
+            assert isinstance(cached, Forward)
+            sent = finalize_request_headers(headers_list, cached)
+            assert sent == finalize_request_headers(headers_list, fresh)
 
 
 def test_decisions_by_url_alone_are_remembered_others_are_not() -> None:
@@ -110,3 +145,28 @@ def test_the_cache_is_bounded() -> None:
     assert 0 < len(routes._cache) <= CACHE_SIZE
     routes.route(request("/h", "app", ("x-h", "1")))
     assert (b"app", b"/h") not in routes._cache
+
+
+def test_routes_reading_other_headers_at_finalize_time_are_remembered_safely() -> None:
+    routes: RouteTable = table(CONFIG)
+    authorities = []
+    echoed = []
+    for target in ("a.example", "b.example", None):
+        extra = [("x-target", target)] if target else []
+        for path in ("/t", "/e"):
+            headers = request(path, "app", *extra)
+            decision = routes.route(headers)
+            assert isinstance(decision, Forward)
+            assert routes.route(headers) is decision, "the decision is remembered"
+            sent = dict(finalize_request_headers(headers, decision))
+            if path == "/t":
+                authorities.append(sent[b":authority"])
+            else:
+                echoed.append(sent.get(b"x-echo"))
+    assert authorities == [b"a.example", b"b.example", b"app"]
+    assert echoed == [b"a.example", b"b.example", None]
+    for path, authority in (("/gone/x", b"gone.example/x"), ("/gx", b"gx.example")):
+        headers = request(path, "app")
+        decision = routes.route(headers)
+        assert isinstance(decision, Forward)
+        assert dict(finalize_request_headers(headers, decision))[b":authority"] == authority
