@@ -5,10 +5,12 @@ store's `ConfigHandler`. The store compiles each xDS type with the compilers
 here (routes -> `RouteTable`, clusters -> `ClusterConfig`, endpoints ->
 `LoadAssignment`, listeners -> `ListenerConfig`, also checking that the
 listener's address can be bound and its access log files opened, so either
-failure is a NACK as in Envoy; the failing resource is kept for
-`/config_dump`'s `error_state`). On every new snapshot `config_updated`
-brings the `UpstreamCluster`s up to date (`pydp.clusters`) and hands listener
-changes to the `ListenerManager`. The store is subclassed only to count
+failure is a NACK as in Envoy; secrets -> `TlsSecret`; the failing resource
+is kept for `/config_dump`'s `error_state`). On every new snapshot
+`config_updated` hands the secrets to the TLS contexts (`pydp.tls.contexts`,
+shared by the listeners and the connection pools, whose files are removed
+when `run` ends), brings the `UpstreamCluster`s up to date (`pydp.clusters`)
+and hands listener changes to the `ListenerManager`. The store is subclassed only to count
 updates under Envoy's names (`listener_manager.lds.update_rejected`, ...). `run`
 starts the connection pools (whose nursery also runs each cluster's outlier
 detection timer), the listener manager, the admin server, the access log
@@ -46,12 +48,14 @@ from pydp.router import RouteTable, compile_route_config
 from pydp.runtime import AccessLogEntry
 from pydp.stats import Stats
 from pydp.stats_export import StatsView
+from pydp.tls.contexts import TlsContexts
+from pydp.tls.secrets import compile_secret
 from pydp.upstream import UpstreamCluster, compile_cluster, compile_load_assignment
 from pydp.upstream.hosts import Host
 from pydp.xds import BootstrapConfig, ConfigStore, ListenerChanges, Snapshot, Update, XdsClient
 from pydp.xds.client import Connect
 from pydp.xds.decode import Message
-from pydp.xds.store import TypeDump, keep_messages
+from pydp.xds.store import TypeDump
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +107,10 @@ class App:
         self.bootstrap_message = bootstrap_message
         self.stats = Stats()
         self.rng = rng if rng is not None else random.Random()
-        self.pools = pools if pools is not None else PoolManager()
+        self.tls = TlsContexts()
+        self.pools = pools if pools is not None else PoolManager(self.tls)
+        if isinstance(self.pools, PoolManager) and self.pools.tls is None:
+            self.pools.tls = self.tls
         self.drain_time = drain_time
         self.concurrency = concurrency
         self.config_path = config_path
@@ -121,7 +128,7 @@ class App:
         self._started = time.time()
         self._state = "PRE_INITIALIZING"
         self.quit_requested = trio.Event()
-        self.listeners = ListenerManager(self, handlers, drain_time=drain_time)
+        self.listeners = ListenerManager(self, handlers, drain_time=drain_time, tls=self.tls)
         self.store = AppStore(self)
         self.client: XdsClient | None = None
 
@@ -140,7 +147,7 @@ class App:
             config = self.store.snapshot.listeners.get(listener)
         if config is None:
             return
-        for access_log in config.filter.access_logs:
+        for access_log in config.access_logs:
             self.access_log_files.write(access_log.path, format_entry(entry, access_log.format))
 
     def now(self) -> float:
@@ -164,7 +171,7 @@ class App:
                 ),
             ),
             contract.TYPE_LISTENER: self._compile_listeners,
-            contract.TYPE_SECRET: keep_messages,
+            contract.TYPE_SECRET: self._each(contract.TYPE_SECRET, compile_secret),
         }
         return {t: self._noting_changes(t, c) for t, c in compilers.items()}
 
@@ -215,7 +222,7 @@ class App:
         error = self.listeners.bind_error(config)
         if error is not None:
             raise ConfigError(f"listener {config.name}", "address", error)
-        for i, access_log in enumerate(config.filter.access_logs):
+        for i, access_log in enumerate(config.access_logs):
             try:
                 self.access_log_files.open(access_log.path)
             except OSError as exc:
@@ -233,11 +240,16 @@ class App:
             return [_XDS_STATS[type_url]]
         names = set(names)
         if type_url == contract.TYPE_ROUTE:
-            return [
-                f"http.{config.filter.stat_prefix}.rds.{config.filter.rds_name}."
-                for config in self.store.snapshot.listeners.values()
-                if getattr(config.filter, "rds_name", None) in names
-            ]
+            return sorted(
+                {
+                    f"http.{chain.filter.stat_prefix}.rds.{chain.filter.rds_name}."
+                    for config in self.store.snapshot.listeners.values()
+                    for chain in config.chains()
+                    if getattr(chain.filter, "rds_name", None) in names
+                }
+            )
+        if type_url == contract.TYPE_SECRET:
+            return [f"sds.{name}." for name in sorted(names)]
         if type_url == contract.TYPE_ENDPOINT:
             return [
                 f"cluster.{stat_name(config)}."
@@ -271,6 +283,7 @@ class App:
     # -- ConfigHandler -----------------------------------------------------------------------
 
     def config_updated(self, snapshot: Snapshot, listeners: ListenerChanges) -> None:
+        self.tls.update(snapshot.secrets)
         self.clusters.sync(snapshot, len(self.store.warming(contract.TYPE_CLUSTER)))
         if listeners:
             self.listeners.update(listeners)
@@ -390,6 +403,7 @@ class App:
                 task_status.started()
         finally:
             self.access_log_files.close()
+            self.tls.close()
 
     async def _wait_initialized(self, client: XdsClient) -> None:
         await client.initialized.wait()

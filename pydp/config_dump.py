@@ -7,7 +7,9 @@ order (bootstrap, clusters, endpoints with `?include_eds`, listeners, scoped
 routes, routes, secrets), active and warming resources with their
 `version_info` and `last_updated`, and the last rejected update of a resource
 as its `error_state`. `?resource=<field>` returns the items of that field
-alone, each with its own `@type`, as Envoy does.
+alone, each with its own `@type`, as Envoy does. Sensitive fields (private
+keys, passwords) print as `[redacted]`, as in Envoy (`pydp.tls.redact`):
+secrets are shown whole but for their keys.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import Any
 
 from envoy.admin.v3 import config_dump_pb2, config_dump_shared_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
-from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from google.protobuf import any_pb2, json_format, timestamp_pb2
 
 from api import contract
+from pydp.tls.redact import redacted
 from pydp.xds.store import DumpedResource, TypeDump
 
 Message = Any
@@ -57,7 +59,7 @@ def _error_state(failure: Failure) -> Message:
     state = Shared.UpdateFailureState(details=failure.details, version_info=failure.version)
     state.last_update_attempt.CopyFrom(_timestamp(failure.time))
     if failure.message is not None:
-        state.failed_configuration.CopyFrom(_packed(failure.message))
+        state.failed_configuration.CopyFrom(_packed(redacted(failure.message)))
     return state
 
 
@@ -73,12 +75,14 @@ def _clusters(
 ) -> Message:
     out = Shared.ClustersConfigDump(version_info=dump.version if dump else "")
     for cluster in static:
-        entry = out.static_clusters.add(cluster=_packed(cluster))
+        entry = out.static_clusters.add(cluster=_packed(redacted(cluster)))
         entry.last_updated.CopyFrom(_timestamp(started))
     seen = set()
     for resource in dump.resources if dump else ():
         target = out.dynamic_warming_clusters if resource.warming else out.dynamic_active_clusters
-        entry = target.add(version_info=resource.version, cluster=_packed(resource.message))
+        entry = target.add(
+            version_info=resource.version, cluster=_packed(redacted(resource.message))
+        )
         entry.last_updated.CopyFrom(_timestamp(resource.last_updated))
         if not resource.warming and resource.name in failures:
             entry.error_state.CopyFrom(_error_state(failures[resource.name]))
@@ -131,7 +135,7 @@ def _listeners(dump: TypeDump | None, failures: Mapping[str, Failure]) -> Messag
 
 def _fill_listener_state(state: Message, resource: DumpedResource) -> None:
     state.version_info = resource.version
-    state.listener.CopyFrom(_packed(resource.message))
+    state.listener.CopyFrom(_packed(redacted(resource.message)))
     state.last_updated.CopyFrom(_timestamp(resource.last_updated))
 
 
@@ -152,7 +156,7 @@ def _secrets(dump: TypeDump | None) -> Message:
     for resource in dump.resources if dump else ():
         target = out.dynamic_warming_secrets if resource.warming else out.dynamic_active_secrets
         entry = target.add(name=resource.name, version_info=resource.version)
-        entry.secret.CopyFrom(_packed(secret_pb2.Secret(name=resource.name)))  # keys stay private
+        entry.secret.CopyFrom(_packed(redacted(resource.message)))
         entry.last_updated.CopyFrom(_timestamp(resource.last_updated))
     return out
 
@@ -171,7 +175,7 @@ def build_config_dump(
     static = list(bootstrap.static_resources.clusters) if bootstrap is not None else []
     configs: list[Message] = []
     if bootstrap is not None:
-        boot = config_dump_pb2.BootstrapConfigDump(bootstrap=bootstrap)
+        boot = config_dump_pb2.BootstrapConfigDump(bootstrap=redacted(bootstrap))
         boot.last_updated.CopyFrom(_timestamp(started))
         configs.append(boot)
     clusters = by_type.get(contract.TYPE_CLUSTER)

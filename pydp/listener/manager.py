@@ -7,12 +7,20 @@ pydp processes can share a port) bound at once, so a bind failure is logged
 and counted before anything waits, and an accept loop in the manager's
 nursery. Every accepted connection runs the data path entry point for its
 filter with the listener's configuration *at accept time*: a listener changed
-at the same address just swaps the configuration new connections see, and
-connections already open keep theirs. A listener that moves to another
-address gets a new socket first, then the old one drains. Draining means the
-accept loop stops and the socket closes (new connections are refused), the
-connections already open may finish until the drain time, and are then
-cancelled. `drain()` does that to every listener at once (SIGTERM).
+at the same address swaps the configuration new connections see, and the
+connections already open under the old one drain (`pydp.proxy.drain`: their
+current response is their last, and the drain time cancels what is left).
+Before a connection reaches its filter, the listener filter (the TLS
+inspector, peeking at the first bytes) says whether it opens with a TLS
+ClientHello, the most specific filter chain for that is chosen (none: the
+connection is closed and counted as `no_filter_chain_match`), and a chain with
+a `DownstreamTlsContext` terminates TLS (`pydp.tls.listener`, stats under
+`listener.<addr>.ssl.`); the data path gets the TLS stream and the verified
+peer. A listener that moves to another address gets a new socket first, then
+the old one drains. Draining means the accept loop stops and the socket closes
+(new connections are refused), the connections already open may finish until
+the drain time, and are then cancelled. `drain()` does that to every listener
+at once (SIGTERM).
 """
 
 from __future__ import annotations
@@ -26,17 +34,41 @@ from typing import Any
 
 import trio
 
-from pydp.listener.config import HttpConnectionManagerConfig, ListenerConfig, TcpProxyConfig
+from pydp.listener.config import FilterChainConfig, HttpConnectionManagerConfig, ListenerConfig
 from pydp.proxy import serve_http_connection, serve_tcp_connection
+from pydp.proxy.drain import Drain
 from pydp.runtime import Runtime
+from pydp.tls import inspector
+from pydp.tls.contexts import TlsContexts
+from pydp.tls.listener import choose_chain, terminate_tls
 from pydp.xds.store import ListenerChanges
 
 log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
-# The runtime is typed loosely: the data path asks for its own extension of `Runtime`.
-Handler = Callable[[trio.abc.Stream, Address, Address, Any, str, Any], Awaitable[None]]
+
+
+# A data path entry point: `(stream, remote, local, filter config, listener name, runtime,
+# *, peer, drain)`: `peer` is the verified TLS client (None without TLS), `drain` the
+# `Drain` the connection belongs to. The runtime is typed loosely: the data path asks for
+# its own extension of `Runtime`.
+Handler = Callable[..., Awaitable[None]]
 BACKLOG = 1024
+_LISTENER_COUNTERS = (
+    "downstream_cx_total",
+    "downstream_cx_destroy",
+    "no_filter_chain_match",
+    "downstream_pre_cx_timeout",
+)
+_SSL_COUNTERS = (
+    "handshake",
+    "connection_error",
+    "no_certificate",
+    "session_reused",
+    "fail_verify_no_cert",
+    "fail_verify_error",
+    "fail_verify_san",
+)
 DEFAULT_DRAIN_TIME = 600.0
 _ACCEPT_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
@@ -92,6 +124,7 @@ class ActiveListener:
         self.connections = 0
         self.draining = False
         self.done = trio.Event()
+        self.drain = Drain()  # the connections accepted under `config`
 
     @property
     def name(self) -> str:
@@ -111,10 +144,12 @@ class ListenerManager:
         handlers: ConnectionHandlers | Callable[[], ConnectionHandlers] = default_handlers,
         *,
         drain_time: float = DEFAULT_DRAIN_TIME,
+        tls: TlsContexts | None = None,
     ) -> None:
         self.runtime = runtime
         self.stats = runtime.stats
         self.drain_time = drain_time
+        self.tls = tls
         self._handlers = handlers
         self._nursery: trio.Nursery | None = None
         self._pending: list[ListenerChanges] = []
@@ -209,15 +244,30 @@ class ListenerManager:
         self.stats.inc("listener_manager.listener_create_success")
         active = ActiveListener(config, sock)
         self._active[config.name] = active
-        for stat in ("downstream_cx_total", "downstream_cx_destroy"):
-            self.stats.inc(active.stat_prefix + stat, 0)
-        self.stats.gauge_add(active.stat_prefix + "downstream_cx_active", 0)
+        self._seed_stats(active)
         self._nursery.start_soon(self._serve, active)
+
+    def _seed_stats(self, active: ActiveListener) -> None:
+        """The listener's counters at 0, as Envoy shows them before any connection."""
+        prefix = active.stat_prefix
+        config = active.config
+        counters = list(_LISTENER_COUNTERS)
+        if any(chain.tls is not None for chain in config.chains()):
+            counters += [f"ssl.{name}" for name in _SSL_COUNTERS]
+        for stat in counters:
+            self.stats.inc(prefix + stat, 0)
+        for gauge in ("downstream_cx_active", "downstream_pre_cx_active"):
+            self.stats.gauge_add(prefix + gauge, 0)
+        if config.tls_inspector is not None:
+            for stat in inspector.COUNTERS:
+                self.stats.inc(inspector.STATS + stat, 0)
 
     def _change(self, name: str, config: ListenerConfig) -> None:
         old = self._active.get(name)
         if old is not None and old.bind_key == (config.address, config.port):
             old.config = config
+            old.drain.start(trio.current_time() + self.drain_time)
+            old.drain = Drain()
             self.stats.inc("listener_manager.listener_in_place_updated")
             return
         self._start(config)
@@ -232,6 +282,7 @@ class ListenerManager:
             self._drain(active)
 
     def _drain(self, active: ActiveListener) -> None:
+        active.drain.start(trio.current_time() + self.drain_time)
         active.draining = True
         self._draining.add(active)
         active.accepting.cancel()
@@ -281,6 +332,14 @@ class ListenerManager:
 
     async def _connection(self, active: ActiveListener, stream: trio.SocketStream) -> None:
         config = active.config
+        try:
+            chain = await choose_chain(config, stream, self.stats, active.stat_prefix)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        if chain is None:
+            await trio.aclose_forcefully(stream)
+            return
         handlers = self._handlers
         assert isinstance(handlers, ConnectionHandlers)
         prefix = active.stat_prefix
@@ -288,18 +347,14 @@ class ListenerManager:
         active.connections += 1
         self.stats.inc(prefix + "downstream_cx_total")
         self.stats.gauge_add(prefix + "downstream_cx_active", 1)
+        drain = active.drain
+        scope = trio.CancelScope()
+        drain.guard(scope)
         try:
-            remote = _address(stream.socket.getpeername())
-            local = _address(stream.socket.getsockname())
-            if isinstance(config.filter, HttpConnectionManagerConfig):
-                await handlers.http(stream, remote, local, config.filter, config.name, self.runtime)
-            elif isinstance(config.filter, TcpProxyConfig):
-                await handlers.tcp(stream, remote, local, config.filter, config.name, self.runtime)
-        except OSError as exc:
-            log.debug("listener %s: connection ended: %s", config.name, exc)
-        except Exception:
-            log.exception("listener %s: connection handler failed", config.name)
+            with scope:
+                await self._serve_connection(active, stream, chain, handlers, drain)
         finally:
+            drain.release(scope)
             active.connections -= 1
             self.stats.gauge_add(prefix + "downstream_cx_active", -1)
             self.stats.inc(prefix + "downstream_cx_destroy")
@@ -307,6 +362,39 @@ class ListenerManager:
                 prefix + "downstream_cx_length_ms", (trio.current_time() - started) * 1000
             )
             await trio.aclose_forcefully(stream)
+
+    async def _serve_connection(
+        self,
+        active: ActiveListener,
+        stream: trio.SocketStream,
+        chain: FilterChainConfig,
+        handlers: ConnectionHandlers,
+        drain: Drain,
+    ) -> None:
+        config, prefix = active.config, active.stat_prefix
+        try:
+            remote = _address(stream.socket.getpeername())
+            local = _address(stream.socket.getsockname())
+            served: trio.abc.Stream = stream
+            peer = None
+            if chain.tls is not None:
+                secured = await terminate_tls(
+                    chain, stream, self.tls, self.stats, prefix, config.name
+                )
+                if secured is None:
+                    return
+                served, peer = secured
+            handler = (
+                handlers.http
+                if isinstance(chain.filter, HttpConnectionManagerConfig)
+                else handlers.tcp
+            )
+            args = (served, remote, local, chain.filter, config.name, self.runtime)
+            await handler(*args, peer=peer, drain=drain)
+        except OSError as exc:
+            log.debug("listener %s: connection ended: %s", config.name, exc)
+        except Exception:
+            log.exception("listener %s: connection handler failed", config.name)
 
 
 def _address(raw: Any) -> Address:

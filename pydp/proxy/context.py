@@ -11,6 +11,7 @@ import trio
 
 from pydp.http import Data, EndOfMessage, Event, Limits, RemoteProtocolError
 from pydp.listener.config import HttpConnectionManagerConfig
+from pydp.proxy.drain import Drain
 from pydp.proxy.pools import PoolManager
 from pydp.proxy.stat_names import HttpStatNames, http_names
 from pydp.proxy.timers import TimerQueue
@@ -49,6 +50,7 @@ class HttpContext:
     local: tuple[str, int]
     scheme: bytes = b"http"
     peer: TlsPeer | None = None  # set on a TLS connection once the handshake is done
+    drain: Drain | None = None  # the listener's, for connections a config change retires
     stats: Stats = field(init=False)
     names: HttpStatNames = field(init=False)
     format: FormatContext = field(init=False)

@@ -2,7 +2,10 @@
 
 The protocol comes from the codec setting; `auto` picks HTTP/2 when the
 client opens with the prior-knowledge preface (or negotiated `h2` over TLS)
-and HTTP/1.1 otherwise, as Envoy's automatic codec does.
+and HTTP/1.1 otherwise, as Envoy's automatic codec does. Over TLS the
+listener has done the handshake and verified the client (`peer`, which the
+requests see as `HttpContext.peer`); the connection counts as
+`downstream_cx_ssl_total` / `_active` too.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pydp.listener.config import HttpConnectionManagerConfig
 from pydp.proxy.context import HttpContext, ProxyRuntime
 from pydp.proxy.downstream_h1 import H1Downstream
 from pydp.proxy.downstream_h2 import H2Downstream
+from pydp.proxy.drain import Drain
+from pydp.tls.peer import TlsPeer
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +34,25 @@ async def serve_http_connection(
     config: HttpConnectionManagerConfig,
     listener_name: str,
     runtime: ProxyRuntime,
+    *,
+    peer: TlsPeer | None = None,
+    drain: Drain | None = None,
 ) -> None:
     """Serve HTTP on `stream` until either side ends it; closes `stream`.
 
-    A failure inside (a bug) is logged and ends this connection only."""
+    A failure inside (a bug) is logged and ends this connection only. When `drain`
+    starts, the connection finishes its current response (or GOAWAY) and closes."""
     tls = isinstance(stream, trio.SSLStream)
-    ctx = HttpContext(config, listener_name, runtime, remote, local, b"https" if tls else b"http")
+    scheme = b"https" if tls else b"http"
+    ctx = HttpContext(config, listener_name, runtime, remote, local, scheme, peer, drain)
     stats, names = ctx.stats, ctx.names
     stats.inc(names.cx_total)
     stats.gauge_add(names.cx_active, 1)
+    ssl_active = ""
+    if tls:
+        ssl_active = f"http.{config.stat_prefix}.downstream_cx_ssl_active"
+        stats.inc(f"http.{config.stat_prefix}.downstream_cx_ssl_total")
+        stats.gauge_add(ssl_active, 1)
     try:
         await _serve(stream, ctx, config, tls)
     except Exception:
@@ -45,6 +60,8 @@ async def serve_http_connection(
     finally:
         stats.gauge_add(names.cx_active, -1)
         stats.inc(names.cx_destroy)
+        if ssl_active:
+            stats.gauge_add(ssl_active, -1)
         with trio.CancelScope(shield=True):
             await stream.aclose()
 
@@ -85,13 +102,18 @@ async def _detect(
         return "http/1.1", b""
     if tls:
         assert isinstance(stream, trio.SSLStream)
+        handshaken = False
         with trio.move_on_after(config.idle_timeout or float("inf")):
             try:
                 await stream.do_handshake()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return None, b""
-            return protocol_from_alpn(stream.selected_alpn_protocol()), b""
-        return None, None
+            handshaken = True
+        if not handshaken:
+            return None, None
+        alpn = stream.selected_alpn_protocol()
+        if alpn is not None:
+            return protocol_from_alpn(alpn), b""
     data = b""
     with trio.move_on_after(config.idle_timeout or float("inf")):
         while True:

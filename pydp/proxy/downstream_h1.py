@@ -75,9 +75,14 @@ class H1Downstream:
         self.request: ActiveRequest | None = None
         self.partial = False
         self.head_deadline = INF
+        self.draining = False
+        self.served = 0
 
     async def run(self, initial: bytes) -> None:
         alarm = self.alarm
+        drain = self.ctx.drain
+        if drain is not None:
+            drain.join(self)
         try:
             over = bool(initial) and not await self._feed(initial)
             while not over:
@@ -90,12 +95,26 @@ class H1Downstream:
                     await request.finish(timed_out=scope.cancelled_caught)
                     over = self.codec.should_close
                 elif scope.cancelled_caught:
-                    over = await self._wait_expired()
+                    over = self.draining or await self._wait_expired()
             await self.flush()
         finally:
             alarm.stop()
+            if drain is not None:
+                drain.leave(self)
             if self.request is not None:
                 self.request.close()
+
+    def start_drain(self) -> None:
+        """The response in progress is the last (`connection: close`); idle between requests,
+        close now; before its first request, that request is the last."""
+        self.draining = True
+        if self.request is not None or self.partial or self.events:
+            self.codec.close()
+        elif self.served:
+            self.codec.close()
+            scope = self.alarm.scope
+            if scope is not None:
+                scope.cancel()
 
     async def _serve(self) -> bool:
         """Requests until the connection is over (True), or until the alarm's scope was
@@ -123,6 +142,9 @@ class H1Downstream:
             event = events.popleft()
             if type(event) is Request:
                 self.partial = False
+                self.served += 1
+                if self.draining:
+                    codec.close()
                 stream.start(event.stream_id)
                 if events and type(events[0]) is ExpectContinue:
                     events.popleft()

@@ -12,6 +12,14 @@ loses the headers only the mesh may set, gets the peer appended to
 generated when absent. The path and host options (`pydp.proxy.paths`) apply
 before routing, so the router and the upstream see the same URL.
 
+`x-forwarded-client-cert` last, as Envoy's `mutateXfccRequestHeader`:
+ALWAYS_FORWARD_ONLY keeps it; SANITIZE (the default) removes it, and so does
+every mode on a connection without a verified client certificate; on one
+with a client certificate FORWARD_ONLY keeps it, SANITIZE_SET replaces it
+with the peer's details (`client_cert_details`) and APPEND_FORWARD appends
+them after a comma. Repeated XFCC headers are joined with commas into the
+first, as Envoy's header map does with its inline headers.
+
 Responses: `set_header` replaces in place (Envoy's `setInline`);
 `add_connection_headers` overwrites `server` and adds `date` when absent.
 """
@@ -26,9 +34,13 @@ import struct
 import time
 from collections.abc import Sequence
 from functools import cache
+from typing import TYPE_CHECKING
 
 from pydp.listener.config import HttpConnectionManagerConfig
 from pydp.proxy.paths import normalize, strip_port
+
+if TYPE_CHECKING:
+    from pydp.tls.peer import TlsPeer
 
 HeaderList = list[tuple[bytes, bytes]]
 
@@ -64,6 +76,9 @@ EDGE_ONLY = INTERNAL_ONLY | {
 _XFP = b"x-forwarded-proto"
 _XFF = b"x-forwarded-for"
 _REQUEST_ID = b"x-request-id"
+_XFCC = b"x-forwarded-client-cert"
+# What happens to x-forwarded-client-cert: removed, kept, set or appended to.
+_XFCC_DROP, _XFCC_KEEP, _XFCC_SET, _XFCC_APPEND = range(4)
 _SIOCGIFADDR = 0x8915
 _random_bits = random.Random().getrandbits
 
@@ -74,16 +89,19 @@ def sanitize_request(
     remote_ip: str,
     scheme: bytes,
     drop_expect: bool,
+    peer: TlsPeer | None = None,
 ) -> HeaderList:
-    """The request headers after the connection manager, as a new list."""
+    """The request headers after the connection manager, as a new list; `peer` is the
+    downstream connection's verified TLS peer (None on plaintext)."""
     edge = config.use_remote_address
+    xfcc_mode = _xfcc_mode(config.forward_client_cert_details, peer)
     strip = EDGE_ONLY if edge else INTERNAL_ONLY
     if len(headers) >= 4 and headers[3][0] == b":path":
         out = headers[:4]  # the pseudo-headers, which nothing here removes
         rest = headers[4:]
     else:
         out, rest = [], headers
-    xfp = xff = -1
+    xfp = xff = xfcc = -1
     request_id = False
     for header in rest:
         name = header[0]
@@ -100,6 +118,13 @@ def sanitize_request(
                 request_id = True
             elif name == _XFF and xff < 0:
                 xff = len(out)
+            elif name == _XFCC:
+                if xfcc_mode == _XFCC_DROP:
+                    continue
+                if xfcc >= 0:
+                    out[xfcc] = (_XFCC, out[xfcc][1] + b"," + header[1])
+                    continue
+                xfcc = len(out)
         elif drop_expect and name == b"expect":
             continue
         out.append(header)
@@ -117,12 +142,45 @@ def sanitize_request(
         out.append((_XFP, scheme))
     if not request_id and config.generate_request_id:
         out.append((_REQUEST_ID, new_request_id()))
+    if xfcc_mode >= _XFCC_SET:
+        assert peer is not None
+        details = client_cert_details(peer, config.set_current_client_cert_details)
+        if xfcc_mode == _XFCC_APPEND and xfcc >= 0:
+            details = out[xfcc][1] + b"," + details
+        _put(out, xfcc, _XFCC, details)
     if config.normalize_path or config.merge_slashes:
         path = out[3][1]
         out[3] = (b":path", normalize(path, config.normalize_path, config.merge_slashes))
     if config.strip_any_host_port:
         out[2] = (b":authority", strip_port(out[2][1]))
     return out
+
+
+def _xfcc_mode(mode: str, peer: TlsPeer | None) -> int:
+    if mode == "ALWAYS_FORWARD_ONLY":
+        return _XFCC_KEEP
+    if mode == "SANITIZE" or peer is None or not peer.authenticated:
+        return _XFCC_DROP
+    if mode == "FORWARD_ONLY":
+        return _XFCC_KEEP
+    return _XFCC_APPEND if mode == "APPEND_FORWARD" else _XFCC_SET
+
+
+def client_cert_details(peer: TlsPeer, details: Sequence[str]) -> bytes:
+    """The peer's XFCC element, as Envoy writes it: `By=` (each URI SAN of this proxy's
+    certificate), `Hash=`, then the chosen `details` in order: `Subject="..."`, `URI=`
+    (each URI SAN of the peer, or an empty one), `DNS=` (each DNS SAN), joined by `;`."""
+    parts = [f"By={uri}" for uri in peer.local_uri_sans]
+    if peer.sha256:
+        parts.append(f"Hash={peer.sha256}")
+    for detail in details:
+        if detail == "subject":
+            parts.append(f'Subject="{peer.subject}"')
+        elif detail == "uri":
+            parts.extend([f"URI={uri}" for uri in peer.uri_sans] or ["URI="])
+        elif detail == "dns":
+            parts.extend(f"DNS={name}" for name in peer.dns_sans)
+    return ";".join(parts).encode()
 
 
 # Version 4, variant 10xx: 4 of the 128 random bits are fixed.

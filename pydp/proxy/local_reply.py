@@ -27,6 +27,7 @@ UPSTREAM_TIMEOUT = b"upstream request timeout"
 STREAM_TIMEOUT = b"stream timeout"
 REQUEST_TIMEOUT = b"request timeout"
 REQUEST_HEADER_TIMEOUT = b"request header timeout"
+RBAC_ACCESS_DENIED = b"RBAC: access denied"
 OVERLOADED = (b"x-envoy-overloaded", b"true")
 
 RESET_REASON_TEXT = {

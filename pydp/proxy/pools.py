@@ -18,6 +18,11 @@ connection (the connections breaker permitting; `upstream_cx_overflow`
 otherwise) or waits until the cluster's connection capacity changes. HTTP/2
 requests wait for a connection already being opened to the same host.
 
+A cluster with an `UpstreamTlsContext` connects over TLS: the context comes
+from the manager's `tls` (`pydp.tls.contexts.TlsContexts`, set by the app),
+offering ALPN `h2` or `http/1.1` by the pool's protocol when the context
+names none; handshake stats go under `cluster.<name>.ssl.`.
+
 Connections end when the peer closes them, after `max_requests_per_connection`,
 when idle longer than the cluster's `idle_timeout` (checked when next
 picked), or when their pool drains (cluster gone, updated, or host removed):
@@ -26,6 +31,7 @@ idle ones at once, busy ones when their request ends.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -43,10 +49,14 @@ from pydp.proxy.upstream import (
     connect,
 )
 from pydp.stats import Stats
+from pydp.tls.contexts import HTTP2_ALPN, HTTP11_ALPN, ClientContext, TlsContexts, TlsUnavailable
 from pydp.upstream.breakers import RoutingPriority
+from pydp.upstream.cluster import ClusterConfig
 from pydp.upstream.cluster_state import UpstreamCluster
 from pydp.upstream.hosts import Host
 from pydp.upstream.retry import ResetReason
+
+log = logging.getLogger(__name__)
 
 HTTP1 = "HTTP/1.1"
 HTTP2 = "HTTP/2"
@@ -132,7 +142,11 @@ class HostPool:
         host = self.host
         self.connecting += 1
         try:
-            sock = await connect(host.address, host.port, owner.cluster.config.connect_timeout)
+            config = owner.cluster.config
+            tls = owner.manager.client_tls(config, HTTP11_ALPN if self.http1 else HTTP2_ALPN)
+            sock = await connect(
+                host.address, host.port, config.connect_timeout, tls, stats, names.prefix + "ssl."
+            )
         except ConnectFailure as failure:
             owner.cluster.breakers.release_connection(priority, host)
             stats.inc(names.cx_connect_fail)
@@ -239,7 +253,8 @@ class PoolManager:
     """Every upstream connection of the process, the outlier detection timers and the
     connections' and requests' timeouts."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: TlsContexts | None = None) -> None:
+        self.tls = tls
         self.timers = TimerQueue()
         self._clusters: dict[str, ClusterPools] = {}
         self._tickers: dict[str, trio.CancelScope] = {}
@@ -257,6 +272,19 @@ class PoolManager:
             self._nursery = None
             for name in list(self._clusters):
                 self.cluster_removed(name)
+
+    def client_tls(self, config: ClusterConfig, alpn: str = "") -> ClientContext | None:
+        """The TLS client context of a cluster (None: plaintext); `alpn` is offered when the
+        cluster's context names none. Raises `ConnectFailure` when it cannot be had."""
+        if config.tls is None:
+            return None
+        try:
+            if self.tls is None:
+                raise TlsUnavailable("the pool manager has no TLS contexts")
+            return self.tls.client(config.tls, alpn)
+        except TlsUnavailable as exc:
+            log.error("cluster %s: cannot originate TLS: %s", config.name, exc)
+            raise ConnectFailure(ResetReason.CONNECTION_FAILURE, config.name, str(exc)) from None
 
     def spawn(self, fn: Callable[..., Awaitable[object]], *args: object) -> None:
         if self._nursery is None:
@@ -322,10 +350,10 @@ async def _tick(
 
 
 @asynccontextmanager
-async def open_pool_manager() -> AsyncIterator[PoolManager]:
+async def open_pool_manager(tls: TlsContexts | None = None) -> AsyncIterator[PoolManager]:
     """A running `PoolManager` for the duration of the block."""
     async with trio.open_nursery() as nursery:
-        pools = PoolManager()
+        pools = PoolManager(tls)
         await nursery.start(pools.run)
         try:
             yield pools

@@ -4,8 +4,10 @@ Theory of operation
 -------------------
 `ActiveRequest.run` takes a request as far as it goes on the task that calls
 it (the HTTP/1.1 connection's own task, or one task per HTTP/2 stream):
-answer `Expect: 100-continue` locally, sanitize the headers, route, then
-reply locally (no route, redirect, direct response, refused upgrade, unknown
+answer `Expect: 100-continue` locally, sanitize the headers, route, run the
+connection manager's RBAC filters (`pydp.rbac`: the first that denies answers
+403 `RBAC: access denied`, and the request goes no further), then reply
+locally (no route, redirect, direct response, refused upgrade, unknown
 cluster) or hand over to the `Forwarder` (the router filter). `finish` then
 answers what ended it early, and counts and logs the request.
 
@@ -29,6 +31,7 @@ the caller also calls when its task is cancelled from outside).
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -45,6 +48,7 @@ from pydp.proxy.context import (
 from pydp.proxy.forward import Forwarder
 from pydp.proxy.headers import HeaderList, add_connection_headers, sanitize_request
 from pydp.proxy.local_reply import (
+    RBAC_ACCESS_DENIED,
     REQUEST_TIMEOUT,
     STREAM_TIMEOUT,
     codec_error_body,
@@ -52,10 +56,13 @@ from pydp.proxy.local_reply import (
     is_grpc,
     text_reply,
 )
+from pydp.proxy.stat_names import rbac_names
 from pydp.proxy.stream_info import StreamInfo
 from pydp.proxy.timers import Alarm
+from pydp.rbac import RbacRequest, run_filters
 from pydp.router import (
     NO_ROUTE,
+    Decision,
     DirectResponse,
     Forward,
     NoRoute,
@@ -66,6 +73,8 @@ from pydp.router import (
 
 _INF = float("inf")
 _random_bits = random.getrandbits
+_SPACE = re.compile(r"[ \t\n\v\f\r]")
+Action = Callable[[], Awaitable[None]]
 
 
 class Deadlines:
@@ -136,6 +145,7 @@ class ActiveRequest:
         "clock",
         "closed",
         "ctx",
+        "details",
         "ds",
         "failure",
         "forwarder",
@@ -172,6 +182,7 @@ class ActiveRequest:
         self.failure: Exception | None = None
         self.forwarder: Forwarder | None = None
         self.closed = False
+        self.details: str | None = None  # %RESPONSE_CODE_DETAILS%, when pydp knows it
         self.timers = Deadlines(alarm, clock, ctx.config.stream_idle_timeout, now)
 
     async def run(self) -> None:
@@ -242,9 +253,10 @@ class ActiveRequest:
         stats.observe(names.rq_time, (end - info.start) * 1000)
         if ctx.log_access:
             headers = self.logged_headers or self.headers or self.request.headers
-            ctx.runtime.access_log(
-                ctx.listener, info.http_entry(headers, self.ds.protocol, end, ctx.remote)
-            )
+            entry = info.http_entry(headers, self.ds.protocol, end, ctx.remote)
+            if self.details is not None:
+                entry.extra["RESPONSE_CODE_DETAILS"] = self.details
+            ctx.runtime.access_log(ctx.listener, entry)
 
     def fail(self, exc: Exception) -> None:
         """From a helper task: end the request with `exc`."""
@@ -265,17 +277,21 @@ class ActiveRequest:
         ctx.stats.inc(ctx.names.rq_class[1])
         await ds.flush()
 
-    def _route(self) -> Callable[[], Awaitable[None]]:
-        """Route the request (synchronously); what to do about it."""
+    def _route(self) -> Action:
+        """Route the request and run the RBAC filters (synchronously); what to do about it."""
         ds, ctx, request = self.ds, self.ctx, self.request
         config = ctx.config
         headers = self.headers = sanitize_request(
-            request.headers, config, ctx.remote[0], ctx.scheme, ds.expect_continue
+            request.headers, config, ctx.remote[0], ctx.scheme, ds.expect_continue, ctx.peer
         )
         table = config.route_table
         if table is None and config.rds_name is not None:
             table = ctx.runtime.route_table(config.rds_name)
         decision = table.route(headers, _random_bits(64)) if table is not None else NO_ROUTE
+        if config.rbac_filters:
+            denied = self._authorize(headers, decision)
+            if denied is not None:
+                return denied
         names = ctx.names
         stats = ctx.stats
         if type(decision) is Forward:
@@ -296,22 +312,47 @@ class ActiveRequest:
             return forwarder.run
         if isinstance(decision, DirectResponse):
             stats.inc(names.rq_direct_response)
-            reply = local_reply_headers(decision, ctx.format)
+            reply = local_reply_headers(decision, ctx.format.with_request(headers))
             return partial(self.send_local_reply, decision.status, decision.body, headers=reply)
         if isinstance(decision, Redirect):
             stats.inc(names.rq_redirect)
-            reply = local_reply_headers(decision, ctx.format)
+            reply = local_reply_headers(decision, ctx.format.with_request(headers))
             return partial(self.send_local_reply, decision.status, b"", headers=reply)
         assert isinstance(decision, NoRoute)
         stats.inc(names.no_route)
         self.info.flag("NR")
         return partial(self.send_local_reply, decision.status, b"")
 
+    def _authorize(self, headers: HeaderList, decision: Decision) -> Action | None:
+        """Run the RBAC filters in order, counting their stats; the 403 of the first that
+        denies, or None. As in Envoy, the route is already chosen, so a denied request
+        still logs its route's cluster."""
+        ctx = self.ctx
+        config, stats = ctx.config, ctx.stats
+        rq = RbacRequest(headers, ctx.peer, ctx.local[1])
+        for rbac, verdict in run_filters(config.rbac_filters, rq):
+            names = rbac_names(
+                config.stat_prefix, rbac.rules_stat_prefix, rbac.shadow_rules_stat_prefix
+            )
+            for declared in names.created:
+                stats.inc(declared, 0)
+            stats.inc(names.allowed if verdict.allowed else names.denied)
+            if rbac.track_per_rule_stats and verdict.policy is not None:
+                stats.inc(names.policy(verdict.policy, verdict.allowed))
+            if not verdict.allowed:
+                policy = _SPACE.sub("_", verdict.policy) if verdict.policy is not None else "none"
+                self.details = f"rbac_access_denied_matched_policy[{policy}]"
+                if type(decision) is Forward and ctx.runtime.cluster(decision.cluster) is not None:
+                    self.info.cluster = decision.cluster
+                return partial(self.send_local_reply, 403, RBAC_ACCESS_DENIED)
+        return None
+
     def route_mutations(self, extra: HeaderList, decision: Forward) -> HeaderList:
         mutations = decision.policy.response_mutations
         if not mutations:
             return extra
-        return apply_mutations(extra, mutations, self.ctx.format)
+        request = self.headers or self.request.headers
+        return apply_mutations(extra, mutations, self.ctx.format.with_request(request))
 
     async def send_local_reply(
         self,

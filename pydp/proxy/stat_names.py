@@ -49,6 +49,39 @@ class HttpStatNames:
         )
 
 
+class RbacStatNames:
+    """`http.<stat_prefix>.rbac.*` of one RBAC filter, as Envoy joins them: the rules and
+    shadow rules stat prefixes go after `rbac.`, with a `.` added when missing."""
+
+    def __init__(self, prefix: str, rules_prefix: str, shadow_prefix: str) -> None:
+        rbac = f"http.{prefix}.rbac."
+        rules = _join(rbac, rules_prefix)
+        self.rules = rules
+        self.allowed = rules + "allowed"
+        self.denied = rules + "denied"
+        shadow = _join(rbac, shadow_prefix)
+        self.shadow_allowed = shadow + "shadow_allowed"
+        self.shadow_denied = shadow + "shadow_denied"
+        # What Envoy creates (at zero) with the filter.
+        self.created = (self.allowed, self.denied, self.shadow_allowed, self.shadow_denied)
+        self._policies: dict[tuple[str, bool], str] = {}
+
+    def policy(self, name: str, allowed: bool) -> str:
+        """`...rbac.<rules_prefix>policy.<name>.allowed|denied` (`track_per_rule_stats`)."""
+        key = (name, allowed)
+        stat = self._policies.get(key)
+        if stat is None:
+            verdict = "allowed" if allowed else "denied"
+            stat = self._policies[key] = f"{self.rules}policy.{name}.{verdict}"
+        return stat
+
+
+def _join(scope: str, prefix: str) -> str:
+    if not prefix:
+        return scope
+    return scope + prefix if prefix.endswith(".") else f"{scope}{prefix}."
+
+
 class ClusterStatNames:
     """`cluster.<name>.*` the data path counts."""
 
@@ -116,6 +149,11 @@ class TcpStatNames:
 @cache
 def http_names(prefix: str) -> HttpStatNames:
     return HttpStatNames(prefix)
+
+
+@cache
+def rbac_names(prefix: str, rules_prefix: str, shadow_prefix: str) -> RbacStatNames:
+    return RbacStatNames(prefix, rules_prefix, shadow_prefix)
 
 
 @cache

@@ -6,7 +6,10 @@ connect failure for outlier detection), then copy bytes both ways. An EOF
 from one side is passed on as a half-close (`send_eof`), and the proxy ends
 when both directions have ended, when either side fails, or after
 `idle_timeout` without a byte either way. One access log entry per
-connection; `tcp.<stat_prefix>.*` and the cluster's connection stats.
+connection; `tcp.<stat_prefix>.*` and the cluster's connection stats. Either
+side may be TLS: the listener terminates it downstream, a cluster with an
+`UpstreamTlsContext` originates it (no ALPN unless the context names one);
+TLS has no half-close, so an EOF there ends both directions.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import trio
 
 from pydp.listener.config import TcpProxyConfig
 from pydp.proxy.context import ProxyRuntime
+from pydp.proxy.drain import Drain
 from pydp.proxy.stat_names import ClusterStatNames, TcpStatNames, cluster_names, tcp_names
 from pydp.proxy.stream_info import StreamInfo
 from pydp.proxy.upstream import ConnectFailure, connect
 from pydp.stats import Stats
+from pydp.tls.peer import TlsPeer
 from pydp.upstream import Failure, ResetReason, RoutingPriority
 
 log = logging.getLogger(__name__)
@@ -36,8 +41,14 @@ async def serve_tcp_connection(
     config: TcpProxyConfig,
     listener_name: str,
     runtime: ProxyRuntime,
+    *,
+    peer: TlsPeer | None = None,
+    drain: Drain | None = None,
 ) -> None:
-    """Proxy `stream` to a host of `config.cluster` until both sides are done; closes it."""
+    """Proxy `stream` to a host of `config.cluster` until both sides are done; closes it.
+
+    `peer` (the verified TLS client) is not used by the TCP proxy, nor `drain`: a
+    draining TCP connection runs until the drain deadline cancels it."""
     stats = runtime.stats
     names = tcp_names(config.stat_prefix)
     stats.inc(names.cx_total)
@@ -79,7 +90,15 @@ async def _proxy(
         return
     try:
         try:
-            upstream = await connect(host.address, host.port, cluster.config.connect_timeout)
+            tls = runtime.pools.client_tls(cluster.config)
+            upstream = await connect(
+                host.address,
+                host.port,
+                cluster.config.connect_timeout,
+                tls,
+                stats,
+                cnames.prefix + "ssl.",
+            )
         except ConnectFailure as failure:
             stats.inc(cnames.cx_connect_fail)
             if failure.reason is ResetReason.CONNECTION_TIMEOUT:
@@ -102,7 +121,7 @@ async def _proxy(
 
 async def _splice(
     downstream: trio.abc.Stream,
-    upstream: trio.SocketStream,
+    upstream: trio.abc.Stream,
     idle_timeout: float | None,
     stats: Stats,
     names: TcpStatNames,

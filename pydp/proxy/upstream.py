@@ -24,6 +24,13 @@ Reset reasons are Envoy's: a closed or reset HTTP/1.1 connection and an
 HTTP/2 connection lost under a stream are `CONNECTION_TERMINATION`, an
 RST_STREAM is `REMOTE_RESET` (`REFUSED_STREAM` for REFUSED_STREAM or
 GOAWAY), an unparsable response `PROTOCOL_ERROR`.
+
+`connect` opens the connection to a host, and with a cluster's TLS client
+context also does the TLS handshake (within the same `connect_timeout`, as
+Envoy's connect timer runs until the transport socket is connected). A
+failed handshake or a refused server certificate is a connect failure
+(`CONNECTION_FAILURE`, which Envoy 1.40 reports as "remote connection
+failure"); the connections work the same on the TLS stream.
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ from pydp.http import (
 )
 from pydp.proxy.inbox import Inbox, Signal
 from pydp.proxy.sockets import receive_some, send_all, write_now
+from pydp.stats import Stats
+from pydp.tls.contexts import ClientContext
+from pydp.tls.handshake import TlsFailure, originate
 from pydp.upstream.breakers import RoutingPriority
 from pydp.upstream.retry import ResetReason
 
@@ -72,30 +82,55 @@ class UpstreamReset(Exception):
 
 
 class ConnectFailure(Exception):
-    """The connection to a host could not be made."""
+    """The connection to a host could not be made (`transport_failure`: why TLS failed)."""
 
-    def __init__(self, reason: ResetReason, address: str) -> None:
-        super().__init__(f"connecting to {address}: {reason.value}")
+    def __init__(self, reason: ResetReason, address: str, transport_failure: str = "") -> None:
+        detail = f": {transport_failure}" if transport_failure else ""
+        super().__init__(f"connecting to {address}: {reason.value}{detail}")
         self.reason = reason
+        self.transport_failure = transport_failure
 
 
-async def connect(address: str, port: int, connect_timeout: float) -> trio.SocketStream:
+async def connect(
+    address: str,
+    port: int,
+    connect_timeout: float,
+    tls: ClientContext | None = None,
+    stats: Stats | None = None,
+    ssl_prefix: str = "",
+) -> trio.abc.Stream:
+    """A connection to `address:port`, over TLS with `tls` (handshake stats under `ssl_prefix`
+    in `stats`); raises `ConnectFailure`."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = trio.socket.socket(family, socket.SOCK_STREAM)
     label = f"[{address}]:{port}" if family == socket.AF_INET6 else f"{address}:{port}"
     try:
         with trio.fail_after(connect_timeout):
             await sock.connect((address, port))
+            stream = trio.SocketStream(sock)
+            if tls is None:
+                return stream
+            return await originate(stream, tls, stats if stats is not None else Stats(), ssl_prefix)
     except trio.TooSlowError:
         sock.close()
         raise ConnectFailure(ResetReason.CONNECTION_TIMEOUT, label) from None
+    except TlsFailure as failure:
+        sock.close()
+        raise ConnectFailure(ResetReason.CONNECTION_FAILURE, label, str(failure)) from None
     except OSError:
         sock.close()
         raise ConnectFailure(ResetReason.CONNECTION_FAILURE, label) from None
     except BaseException:
         sock.close()
         raise
-    return trio.SocketStream(sock)
+
+
+def raw_socket(stream: trio.abc.Stream) -> trio.socket.SocketType:
+    """The socket under a connection, plain or TLS."""
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    assert isinstance(stream, trio.SocketStream)
+    return stream.socket
 
 
 class UpstreamStream(ABC):
@@ -127,8 +162,9 @@ class UpstreamStream(ABC):
 class H1Upstream(UpstreamStream):
     protocol = "HTTP/1.1"
 
-    def __init__(self, sock: trio.SocketStream, pool: HostPool, priority: RoutingPriority) -> None:
+    def __init__(self, sock: trio.abc.Stream, pool: HostPool, priority: RoutingPriority) -> None:
         self.sock = sock
+        self.raw = raw_socket(sock)
         self.pool = pool
         self.priority = priority
         self.codec = H1ClientConnection()
@@ -141,7 +177,7 @@ class H1Upstream(UpstreamStream):
         self.last_used = self.clock.current_time()
         self.sent = False
         self._poller = select.poll()
-        self._poller.register(sock.socket.fileno(), _POLL_STALE)
+        self._poller.register(self.raw.fileno(), _POLL_STALE)
 
     def open(self) -> H1Upstream:
         self.stream_id = self.codec.open_stream()
@@ -200,15 +236,16 @@ class H1Upstream(UpstreamStream):
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.sock.socket.close()
+            self.raw.close()
             self.pool.connection_closed(self)
 
 
 class H2UpstreamConnection:
     protocol = "HTTP/2"
 
-    def __init__(self, sock: trio.SocketStream, pool: HostPool, priority: RoutingPriority) -> None:
+    def __init__(self, sock: trio.abc.Stream, pool: HostPool, priority: RoutingPriority) -> None:
         self.sock = sock
+        self.raw = raw_socket(sock)
         self.pool = pool
         self.priority = priority
         self.codec = H2ClientConnection(options=H2Options(initial_stream_window_size=STREAM_WINDOW))
@@ -269,7 +306,7 @@ class H2UpstreamConnection:
         while True:
             deadline = trio.current_time() + idle_timeout if idle_timeout else float("inf")
             with trio.move_on_at(deadline if not self.streams else float("inf")) as idle:
-                data = await self.sock.receive_some(RECEIVE_SIZE)
+                data = await receive_some(self.sock, RECEIVE_SIZE)
             if idle.cancelled_caught:
                 if not self.streams:
                     return
@@ -323,7 +360,7 @@ class H2UpstreamConnection:
             self.closed = True
             self.dead = True
             self.scope.cancel()
-            self.sock.socket.close()
+            self.raw.close()
             self.pool.connection_closed(self)
 
 

@@ -5,13 +5,15 @@ the five classic load balancing policies through `lb_policy` and its config
 messages or through `load_balancing_policy` extensions (the first one pydp
 knows wins, as in Envoy), `common_lb_config` (panic threshold, locality
 weighted balancing, `fail_traffic_on_panic`, hostname hashing), circuit
-breakers, outlier detection, and the upstream HTTP protocol. Fields without
-effect on EDS/STATIC clusters (DNS settings, ORIGINAL_DST cleanup, stats-only
-switches) are accepted; every other set field raises `ConfigError`.
+breakers, outlier detection, the upstream HTTP protocol, and TLS to the
+endpoints (`transport_socket` with an `UpstreamTlsContext`, compiled by
+`pydp.tls.config`; its ALPN, when it names one, must offer the protocol the
+cluster speaks). Fields without effect on EDS/STATIC clusters (DNS settings,
+ORIGINAL_DST cleanup, stats-only switches) are accepted; every other set
+field (`transport_socket_matches` among them) raises `ConfigError`.
 
-The connection adapter owns what is passed through untouched:
-`transport_socket`, `transport_socket_matches`, and the HTTP/1 and HTTP/2
-protocol option messages.
+The connection adapter owns what is passed through untouched: the HTTP/1
+and HTTP/2 protocol option messages.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from envoy.config.cluster.v3 import cluster_pb2
 
 from pydp.errors import ConfigError
+from pydp.tls.config import ClientTlsConfig, compile_upstream_tls
 from pydp.upstream.breakers import BreakerConfig, compile_circuit_breakers
 from pydp.upstream.fields import duration_or, reject_unknown, wrapped
 from pydp.upstream.hosts import LoadAssignment, compile_load_assignment
@@ -71,8 +74,7 @@ class ClusterConfig:
     max_requests_per_connection: int | None = None
     max_connection_duration: float | None = None
     per_connection_buffer_limit_bytes: int = 1024 * 1024
-    transport_socket: Any = None
-    transport_socket_matches: tuple[Any, ...] = ()
+    tls: ClientTlsConfig | None = None  # TLS to the endpoints (`transport_socket`)
     close_connections_on_host_set_change: bool = False
     alt_stat_name: str = ""
 
@@ -100,7 +102,6 @@ _CLUSTER_FIELDS = {
     "round_robin_lb_config",
     "common_lb_config",
     "transport_socket",
-    "transport_socket_matches",
     "metadata",
     "protocol_selection",
     "load_balancing_policy",
@@ -168,13 +169,30 @@ def compile_cluster(cluster: Any) -> ClusterConfig:
         per_connection_buffer_limit_bytes=int(
             wrapped(cluster, "per_connection_buffer_limit_bytes", 1024 * 1024)
         ),
-        transport_socket=cluster.transport_socket if cluster.HasField("transport_socket") else None,
-        transport_socket_matches=tuple(cluster.transport_socket_matches),
+        tls=_tls(cluster, res, protocol),
         close_connections_on_host_set_change=bool(
             cluster.common_lb_config.close_connections_on_host_set_change
         ),
         alt_stat_name=cluster.alt_stat_name,
     )
+
+
+_ALPN = {UpstreamProtocol.HTTP1: "http/1.1", UpstreamProtocol.HTTP2: "h2"}
+
+
+def _tls(cluster: Any, res: str, protocol: UpstreamProtocol) -> ClientTlsConfig | None:
+    if not cluster.HasField("transport_socket"):
+        return None
+    tls = compile_upstream_tls(cluster.transport_socket, res, "transport_socket")
+    expected = _ALPN.get(protocol)
+    if tls is not None and tls.common.alpn and expected and expected not in tls.common.alpn:
+        raise ConfigError(
+            res,
+            "transport_socket.typed_config.common_tls_context.alpn_protocols",
+            f"{list(tls.common.alpn)} does not offer {expected!r}, the protocol this cluster "
+            "speaks (its HTTP protocol options)",
+        )
+    return tls
 
 
 def _discovery(cluster: Any, res: str) -> tuple[Discovery, str, LoadAssignment | None]:

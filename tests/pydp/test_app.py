@@ -36,7 +36,13 @@ CDS, EDS, LDS, RDS = (
 
 
 async def answer_with_stat_prefix(
-    stream: trio.abc.Stream, remote: Any, local: Any, config: Any, name: str, runtime: Any
+    stream: trio.abc.Stream,
+    remote: Any,
+    local: Any,
+    config: Any,
+    name: str,
+    runtime: Any,
+    **_: Any,
 ) -> None:
     await stream.send_all(f"{name}:{config.stat_prefix}".encode())
 
@@ -136,7 +142,7 @@ async def test_a_rejected_listener_is_nacked_and_the_last_good_one_keeps_serving
         "listener web: filter_chains[0].filters[0].typed_config.http_filters[0]: "
         "unsupported HTTP filter envoy.filters.http.fault "
         "(type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault): "
-        "pydp supports only envoy.filters.http.router"
+        "pydp supports only envoy.filters.http.rbac and envoy.filters.http.router"
     )
     assert app.listeners.listener("web").port == port  # type: ignore[union-attr]
     assert await ask(app, "web") == b"web:good"

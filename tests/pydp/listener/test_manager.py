@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 import trio
 
-from pydp.listener.config import HttpConnectionManagerConfig, ListenerConfig, TcpProxyConfig
+from pydp.listener.config import (
+    FilterChainConfig,
+    HttpConnectionManagerConfig,
+    ListenerConfig,
+    TcpProxyConfig,
+)
 from pydp.listener.manager import ConnectionHandlers, ListenerManager, stat_prefix
 from pydp.stats import Stats
 from pydp.xds.store import ListenerChanges
@@ -39,7 +44,16 @@ class Handlers:
     hold: bool = False
 
     async def serve(
-        self, stream: trio.abc.Stream, remote: Any, local: Any, config: Any, name: str, runtime: Any
+        self,
+        stream: trio.abc.Stream,
+        remote: Any,
+        local: Any,
+        config: Any,
+        name: str,
+        runtime: Any,
+        *,
+        peer: Any = None,
+        drain: Any = None,
     ) -> None:
         record = Seen(config, name, remote, local)
         self.seen.append(record)
@@ -62,9 +76,8 @@ class FakeRuntime:
 
 
 def http_listener(name: str, address: str, port: int = 0, prefix: str = "") -> ListenerConfig:
-    return ListenerConfig(
-        name, address, port, HttpConnectionManagerConfig(stat_prefix=prefix or name)
-    )
+    chain = FilterChainConfig(HttpConnectionManagerConfig(stat_prefix=prefix or name))
+    return ListenerConfig(name, address, port, (chain,))
 
 
 def added(*configs: ListenerConfig) -> ListenerChanges:
@@ -118,7 +131,9 @@ async def test_a_new_listener_hands_each_connection_to_its_filters_entry_point(
     manager.update(
         added(
             http_listener("web", address),
-            ListenerConfig("db", address, 0, TcpProxyConfig(stat_prefix="db-tcp", cluster="db")),
+            ListenerConfig(
+                "db", address, 0, (FilterChainConfig(TcpProxyConfig("db-tcp", cluster="db")),)
+            ),
         )
     )
     web, db = await connect(manager, "web"), await connect(manager, "db")

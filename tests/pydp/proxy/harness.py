@@ -15,6 +15,7 @@ from google.protobuf.json_format import ParseDict
 
 from pydp.listener.config import AccessLogConfig, HttpConnectionManagerConfig, TcpProxyConfig
 from pydp.proxy import PoolManager, serve_http_connection, serve_tcp_connection
+from pydp.proxy.drain import Drain
 from pydp.router import RouteTable, compile_route_config
 from pydp.runtime import AccessLogEntry
 from pydp.stats import Stats
@@ -125,8 +126,11 @@ async def serving(
     runtime: FakeRuntime,
     config: HttpConnectionManagerConfig | TcpProxyConfig,
     listener: str = "listener_0",
+    drain: Drain | None = None,
 ) -> AsyncIterator[tuple[str, int]]:
-    """The proxy listening on 127.0.0.1:0 with `config`; yields its address."""
+    """The proxy listening on 127.0.0.1:0 with `config`; yields its address.
+
+    Connections join `drain`, if given, as a listener's do."""
 
     async def handle(stream: trio.SocketStream) -> None:
         remote = stream.socket.getpeername()[:2]
@@ -134,7 +138,9 @@ async def serving(
         if isinstance(config, TcpProxyConfig):
             await serve_tcp_connection(stream, remote, local, config, listener, runtime)
         else:
-            await serve_http_connection(stream, remote, local, config, listener, runtime)
+            await serve_http_connection(
+                stream, remote, local, config, listener, runtime, drain=drain
+            )
 
     async with trio.open_nursery() as nursery:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")

@@ -126,6 +126,7 @@ async def test_a_closed_idle_upstream_connection_is_not_reused(
         assert (await h1_request(proxy)).status == 200
         (pool,) = runtime.pools._clusters["c"].pools.values()
         (idle,) = pool.idle
+        assert isinstance(idle.sock, trio.SocketStream)
         idle.sock.socket.shutdown(1)
         await trio.sleep(0.05)
         assert (await h1_request(proxy)).status == 200
