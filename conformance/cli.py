@@ -32,7 +32,7 @@ from conformance.load import ScenarioError
 from conformance.pods.system import unavailable
 from conformance.procs import executable
 from conformance.results import RunResult, ScenarioResult
-from conformance.runner import Options, Progress, run_suite
+from conformance.runner import Options, Progress, run_names, run_suite
 from conformance.scenario import Scenario
 
 USAGE = 2
@@ -112,8 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def progress(result: RunResult, done: int, total: int) -> None:
         print(report_text.progress_line(result, done, total), flush=True)
 
-    total = len(scenarios) * len(dataplanes) * len(modes)
+    total = sum(len(run_names(s, dataplanes, args.pods)) for s in scenarios) * len(modes)
     what = f"{len(scenarios)} scenario(s) x {', '.join(dataplanes)} x {', '.join(modes)}"
+    if total > len(scenarios) * len(dataplanes) * len(modes):
+        what += " and across data planes"
     print(f"running {total} run(s): {what}{' as pods' if args.pods else ''}", flush=True)
     results = trio.run(partial(_run_until_signal, scenarios, options, progress))
     if results is None:

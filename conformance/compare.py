@@ -52,7 +52,7 @@ def compare_runs(runs: Mapping[str, RunResult], preferred: str) -> list[Differen
         for step in base.steps:
             other = theirs.pop(step.id, None)
             if other is None:
-                out.append(_missing(step, (reference, dp), step.observation, None))
+                out.append(_missing(step, (reference, dp), dp, step.observation, None))
                 continue
             detail = compare_step(step, other)
             if detail:
@@ -67,12 +67,14 @@ def compare_runs(runs: Mapping[str, RunResult], preferred: str) -> list[Differen
                     )
                 )
         for other in theirs.values():
-            out.append(_missing(other, (reference, dp), None, other.observation))
+            out.append(_missing(other, (reference, dp), reference, None, other.observation))
     return out
 
 
-def _missing(step: StepResult, pair: tuple[str, str], left: Any, right: Any) -> Difference:
-    who = pair[1] if left is not None else pair[0]
+def _missing(
+    step: StepResult, pair: tuple[str, str], who: str, left: Any, right: Any
+) -> Difference:
+    """A step that ran on one side of `pair` only; `who` is the side that lacks it."""
     return Difference(
         step.id, step.label, pair, f"step {step.id} did not run on {who}", left, right
     )

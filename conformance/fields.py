@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from conformance.echo.grpc_frame import frame
-from conformance.scenario import Expect, RequestSpec
+from conformance.scenario import (
+    DEFAULT_CLIENT,
+    TLS_CERTIFICATES,
+    Client,
+    ClientTls,
+    Expect,
+    RequestSpec,
+)
 
 REQUEST_PROTOCOLS = ("h1", "h2", "grpc")
 
@@ -57,6 +64,20 @@ class FieldReader:
     def __init__(self, source: str) -> None:
         self.source = source
         self.backends: set[str] = set()
+        self.pods_only = False  # the scenario's modes are [pods]
+        self.has_ca = False
+        self.clients: dict[str, Client] = {DEFAULT_CLIENT: Client(DEFAULT_CLIENT)}
+
+    def pods_field(self, where: str) -> None:
+        """Fail unless the scenario runs only as pods: `where` means nothing on loopback."""
+        if not self.pods_only:
+            raise self.fail(where, "exists in pods mode only: the scenario needs `modes: [pods]`")
+
+    def ca_field(self, where: str) -> None:
+        """Fail unless the scenario turns the mesh's CA on."""
+        self.pods_field(where)
+        if not self.has_ca:
+            raise self.fail(where, "needs the mesh's CA: add `ca:` to the scenario")
 
     def fail(self, where: str, problem: str) -> ScenarioError:
         return ScenarioError(self.source, where, problem)
@@ -112,7 +133,7 @@ class FieldReader:
 class RequestReader(FieldReader):
     def request(self, value: Any, where: str) -> RequestSpec:
         allowed = {"host", "method", "path", "headers", "body", "body_size", "protocol", "timeout"}
-        obj = self.mapping(value, where, allowed)
+        obj = self.mapping(value, where, allowed | {"from", "tls"})
         protocol = self.choice(obj.get("protocol", "h1"), f"{where}.protocol", REQUEST_PROTOCOLS)
         headers = []
         for k, v in self.mapping(obj.get("headers", {}), f"{where}.headers").items():
@@ -129,7 +150,28 @@ class RequestReader(FieldReader):
         path = self.text(obj.get("path", "/"), f"{where}.path")
         if not path.startswith("/"):
             raise self.fail(f"{where}.path", f"must start with '/', got {path!r}")
+        client = DEFAULT_CLIENT
+        if "from" in obj:
+            self.pods_field(f"{where}.from")
+            client = self.text(obj["from"], f"{where}.from")
+            if client not in self.clients:
+                raise self.fail(
+                    f"{where}.from", f"names no client pod of this scenario: {client!r}"
+                )
+        tls = None
+        if "tls" in obj:
+            tls = self.client_tls(obj["tls"], f"{where}.tls")
+            if self.clients[client].sidecar:
+                raise self.fail(
+                    f"{where}.tls",
+                    f"client pod {client!r} has a sidecar, whose capture would take the "
+                    "connection: TLS of the client's own needs a client with `sidecar: false`",
+                )
+            if protocol == "grpc":
+                raise self.fail(f"{where}.tls", "goes with protocol h1 or h2")
         return RequestSpec(
+            client=client,
+            tls=tls,
             host=self.text(obj.get("host"), f"{where}.host"),
             method=self.text(
                 obj.get("method", "POST" if protocol == "grpc" else "GET"), f"{where}.method"
@@ -140,6 +182,20 @@ class RequestReader(FieldReader):
             protocol=protocol,
             timeout=self.number(obj.get("timeout", 10), f"{where}.timeout", 0.05, 120),
         )
+
+    def client_tls(self, value: Any, where: str) -> ClientTls:
+        self.ca_field(where)
+        allowed = {"certificate", "trust_domain", "namespace", "service_account"}
+        obj = self.mapping(value or {}, where, allowed)
+        optional = {
+            key: self.text(obj[key], f"{where}.{key}")
+            for key in ("trust_domain", "namespace", "service_account")
+            if key in obj
+        }
+        certificate = self.choice(
+            obj.get("certificate", "mesh"), f"{where}.certificate", TLS_CERTIFICATES
+        )
+        return ClientTls(certificate, **optional)
 
     def expect(self, value: Any, where: str, aggregate: set[str]) -> Expect:
         allowed = PER_REQUEST | aggregate

@@ -18,11 +18,24 @@ import yaml
 from api import contract
 from conformance import placeholders
 from conformance.fields import AGGREGATE, RequestReader, ScenarioError, pattern_body
-from conformance.scenario import Backend, Expect, ExpectedDifference, Scenario, Step
+from conformance.scenario import (
+    DEFAULT_CLIENT,
+    Backend,
+    Client,
+    Expect,
+    ExpectedDifference,
+    MeshCA,
+    Scenario,
+    Step,
+)
 
 __all__ = ["ScenarioError", "bundled_dir", "load_all", "load_file", "parse", "pattern_body"]
 
 NAME = re.compile(r"^[a-z0-9][-a-z0-9_.]*$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # namespaces, service accounts
+TRUST_DOMAIN = re.compile(r"^[a-z0-9._-]{1,255}$")
+DURATION = re.compile(r"^[0-9]+(\.[0-9]+)?[smhd]?$")
+MTLS_MODES = ("STRICT", "PERMISSIVE", "DISABLE")
 BACKEND_PROTOCOLS = ("h1", "h2", "grpc", "any")
 XDS_TYPES = {
     contract.TYPE_CLUSTER: "name",
@@ -48,6 +61,7 @@ ACTIONS = (
     "xds_state",
     "sleep",
     "count",
+    "renewals",
 )
 _MODIFIERS = {
     "request": {"repeat", "concurrency", "expect", "anonymous_backends"},
@@ -56,6 +70,7 @@ _MODIFIERS = {
     "wait_for_config": {"timeout"},
     "xds_state": {"timeout"},
     "count": {"expect"},
+    "renewals": {"timeout"},
 }
 TOP_LEVEL = {
     "name",
@@ -67,6 +82,9 @@ TOP_LEVEL = {
     "steps",
     "expect_differs",
     "modes",
+    "ca",
+    "clients",
+    "cross",
 }
 
 
@@ -104,8 +122,24 @@ class _Parser(RequestReader):
         name = self.text(top["name"], "name")
         if not NAME.match(name):
             raise self.fail("name", f"{name!r} must be lowercase letters, digits, - _ .")
+        modes = tuple(
+            self.choice(m, f"modes[{i}]", MODES)
+            for i, m in enumerate(self.seq(top.get("modes", ["loopback"]), "modes"))
+        )
+        if not modes:
+            raise self.fail("modes", f"needs at least one of {', '.join(MODES)}")
+        self.pods_only = modes == ("pods",)
+        ca = self.mesh_ca(top["ca"]) if "ca" in top else None
+        self.has_ca = ca is not None
         backends = self.backend_list(top["backends"])
         self.backends = {b.name for b in backends}
+        clients = self.client_list(top.get("clients", {}))
+        self.clients.update({c.name: c for c in clients})
+        cross = top.get("cross", False)
+        if not isinstance(cross, bool):
+            raise self.fail("cross", "must be true or false")
+        if cross:
+            self.pods_field("cross")
         docs = top.get("docs", [])
         docs = (docs,) if isinstance(docs, str) else tuple(self.seq(docs, "docs"))
         manifests = tuple(
@@ -124,12 +158,6 @@ class _Parser(RequestReader):
             self.difference(d, f"expect_differs[{i}]")
             for i, d in enumerate(self.seq(top.get("expect_differs", []), "expect_differs"))
         )
-        modes = tuple(
-            self.choice(m, f"modes[{i}]", MODES)
-            for i, m in enumerate(self.seq(top.get("modes", ["loopback"]), "modes"))
-        )
-        if not modes:
-            raise self.fail("modes", f"needs at least one of {', '.join(MODES)}")
         ports: set[str] = set()
         for where, value in (("manifests", top.get("manifests")), ("xds", top.get("xds"))):
             for kind, ref in placeholders.find(value):
@@ -149,6 +177,9 @@ class _Parser(RequestReader):
             expect_differs=differs,
             ports=tuple(sorted(ports)),
             modes=modes,
+            ca=ca,
+            clients=clients,
+            cross=cross,
         )
 
     def placeholder(self, kind: str, ref: str, where: str, ports: set[str]) -> None:
@@ -163,13 +194,87 @@ class _Parser(RequestReader):
             where = f"backends.{name}"
             if not isinstance(name, str) or not NAME.match(name):
                 raise self.fail(where, "a backend name must be lowercase letters, digits, - _ .")
-            protocol = spec
-            if isinstance(spec, Mapping):
-                protocol = self.mapping(spec, where, {"protocol"}).get("protocol", "any")
-            out.append(Backend(name, self.choice(protocol, where, BACKEND_PROTOCOLS)))
+            if name == DEFAULT_CLIENT:
+                raise self.fail(where, f"{DEFAULT_CLIENT!r} is the client pod's name")
+            if not isinstance(spec, Mapping):
+                out.append(Backend(name, self.choice(spec, where, BACKEND_PROTOCOLS)))
+                continue
+            allowed = {"protocol", "namespace", "service_account", "labels"}
+            obj = self.mapping(spec, where, allowed)
+            identity = self.identity(obj, where)
+            labels = None
+            if "labels" in obj:
+                self.pods_field(f"{where}.labels")
+                labels = self.labels(obj["labels"], f"{where}.labels")
+            protocol = self.choice(
+                obj.get("protocol", "any"), f"{where}.protocol", BACKEND_PROTOCOLS
+            )
+            out.append(Backend(name, protocol, labels=labels, **identity))
         if not out:
             raise self.fail("backends", "needs at least one backend")
         return tuple(out)
+
+    def client_list(self, value: Any) -> tuple[Client, ...]:
+        out = []
+        for name, spec in self.mapping(value, "clients").items():
+            where = f"clients.{name}"
+            self.pods_field(where)
+            if not isinstance(name, str) or not NAME.match(name):
+                raise self.fail(where, "a client name must be lowercase letters, digits, - _ .")
+            if name in self.backends:
+                raise self.fail(where, f"{name!r} is a backend's name too")
+            allowed = {"namespace", "service_account", "labels", "sidecar"}
+            obj = self.mapping(spec or {}, where, allowed)
+            sidecar = obj.get("sidecar", True)
+            if not isinstance(sidecar, bool):
+                raise self.fail(f"{where}.sidecar", "must be true or false")
+            if name == DEFAULT_CLIENT and not sidecar:
+                raise self.fail(f"{where}.sidecar", f"the default client {name!r} has a sidecar")
+            labels = self.labels(obj.get("labels", {}), f"{where}.labels")
+            out.append(Client(name, labels=labels, sidecar=sidecar, **self.identity(obj, where)))
+        return tuple(out)
+
+    def identity(self, obj: Mapping[str, Any], where: str) -> dict[str, str]:
+        """A pod's `namespace` and `service_account`, as given."""
+        out = {}
+        for key in ("namespace", "service_account"):
+            if key in obj:
+                self.pods_field(f"{where}.{key}")
+                value = self.text(obj[key], f"{where}.{key}")
+                if not DNS_LABEL.match(value):
+                    raise self.fail(f"{where}.{key}", f"{value!r} is not a DNS label (RFC 1123)")
+                out[key] = value
+        return out
+
+    def labels(self, value: Any, where: str) -> tuple[tuple[str, str], ...]:
+        out = []
+        for key, label in self.mapping(value, where).items():
+            if not isinstance(label, str):
+                raise self.fail(f"{where}.{key}", f"must be a string, got {label!r}")
+            out.append((self.text(key, where), label))
+        return tuple(out)
+
+    def mesh_ca(self, value: Any) -> MeshCA:
+        self.pods_field("ca")
+        if value is True:
+            return MeshCA()
+        obj = self.mapping(value or {}, "ca", {"cert_ttl", "mtls_mode", "trust_domain"})
+        fields: dict[str, str] = {}
+        if "cert_ttl" in obj:
+            ttl = str(obj["cert_ttl"])
+            if not DURATION.match(ttl):
+                raise self.fail("ca.cert_ttl", f"must be a duration such as 3s or 24h, got {ttl!r}")
+            fields["cert_ttl"] = ttl
+        if "mtls_mode" in obj:
+            fields["mtls_mode"] = self.choice(obj["mtls_mode"], "ca.mtls_mode", MTLS_MODES)
+        if "trust_domain" in obj:
+            domain = self.text(obj["trust_domain"], "ca.trust_domain")
+            if not TRUST_DOMAIN.match(domain):
+                raise self.fail(
+                    "ca.trust_domain", f"{domain!r}: lowercase letters, digits, '.', '_', '-'"
+                )
+            fields["trust_domain"] = domain
+        return MeshCA(**fields)
 
     def manifest(self, value: Any, where: str) -> dict[str, Any]:
         obj = self.mapping(value, where)
@@ -271,6 +376,10 @@ class _Parser(RequestReader):
             fields["timeout"] = self.number(obj.get("timeout", 10), f"{where}.timeout", 0.1, 120)
         elif action == "sleep":
             fields["seconds"] = self.number(arg, at, 0, 30)
+        elif action == "renewals":
+            self.ca_field(at)
+            fields["renewals"] = self.integer(arg, at, 1, 20)
+            fields["timeout"] = self.number(obj.get("timeout", 30), f"{where}.timeout", 0.1, 300)
         elif action == "count":
             fields["target"] = self.text(arg, at)
             expect = self.mapping(obj.get("expect"), f"{where}.expect", {"requests"})

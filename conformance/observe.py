@@ -21,6 +21,9 @@ Legitimate differences are taken out, and only these:
   `x-envoy-expected-rq-timeout-ms` on a retry (attempt count above 1), which is
   the time left of the route timeout and so depends on how long earlier
   attempts took;
+- in `x-forwarded-client-cert`, the fields that hold a certificate or its digest
+  (`Hash`, `Cert`, `Chain`), masked as `*`: every run (and every renewal) issues
+  new certificates; `By`, `URI`, `Subject` and `DNS` (identities) are kept;
 - run-specific addresses and ports, replaced by their placeholders
   (`{backend:NAME}`, `{port:NAME}`, `{proxy}`, `{client}`).
 """
@@ -43,6 +46,8 @@ MASK = "*"
 ATTEMPT_COUNT = "x-envoy-attempt-count"
 EXPECTED_TIMEOUT = "x-envoy-expected-rq-timeout-ms"
 MAX_TEXT = 2048
+XFCC = "x-forwarded-client-cert"
+XFCC_MASKED = frozenset({"Hash", "Cert", "Chain"})
 
 
 def header_map(
@@ -54,8 +59,42 @@ def header_map(
         if name in DROPPED_HEADERS:
             continue
         masked = name in VOLATILE_HEADERS or (echo_body and name == "content-length")
-        out.setdefault(name, []).append(MASK if masked else value)
+        kept = mask_xfcc(value) if name == XFCC else value
+        out.setdefault(name, []).append(MASK if masked else kept)
     return dict(sorted(out.items()))
+
+
+def mask_xfcc(value: str) -> str:
+    """`x-forwarded-client-cert` with its per-certificate fields masked (`Hash=*`)."""
+    elements = []
+    for element in _split_unquoted(value, ","):
+        pairs = []
+        for pair in _split_unquoted(element, ";"):
+            key, sep, _ = pair.partition("=")
+            pairs.append(f"{key}={MASK}" if sep and key.strip() in XFCC_MASKED else pair)
+        elements.append(";".join(pairs))
+    return ",".join(elements)
+
+
+def _split_unquoted(text: str, separator: str) -> list[str]:
+    """`text` split at `separator` outside double quotes (backslash escapes inside)."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
 
 
 def observe(reply: Reply, protocol: str, bindings: Bindings) -> dict[str, Any]:

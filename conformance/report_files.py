@@ -18,11 +18,16 @@ from dataclasses import asdict
 from typing import Any
 
 from conformance import observe, stats
+from conformance.report_text import columns
 from conformance.results import BAD, ScenarioResult
 
 RULES = {
     "dropped_headers": sorted(observe.DROPPED_HEADERS),
-    "masked_headers": [*sorted(observe.VOLATILE_HEADERS), "content-length (echo replies)"],
+    "masked_headers": [
+        *sorted(observe.VOLATILE_HEADERS),
+        "content-length (echo replies)",
+        f"{observe.XFCC} fields {', '.join(sorted(observe.XFCC_MASKED))}",
+    ],
     "tolerance": {
         "test": "Pearson chi-square (goodness of fit to expected weights; "
         "homogeneity between data planes)",
@@ -74,6 +79,7 @@ def _pretty(value: Any) -> list[str]:
 
 def to_html(results: Sequence[ScenarioResult], dataplanes: Sequence[str]) -> str:
     esc = html.escape
+    dataplanes = columns(results, dataplanes)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         "<title>xdsmesh conformance</title>",
@@ -86,7 +92,7 @@ def to_html(results: Sequence[ScenarioResult], dataplanes: Sequence[str]) -> str
     for r in results:
         parts.append(f"<tr><td><a href='#{esc(r.name)}'>{esc(r.name)}</a></td>")
         for dp in dataplanes:
-            outcome = r.runs[dp].outcome
+            outcome = r.runs[dp].outcome if dp in r.runs else ""
             parts.append(f"<td class='{esc(outcome)}'>{esc(outcome)}</td>")
         parts.append("</tr>")
     parts.append("</table>")

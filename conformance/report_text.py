@@ -17,8 +17,18 @@ def progress_line(result: RunResult, done: int, total: int) -> str:
     )
 
 
+def columns(results: Sequence[ScenarioResult], dataplanes: Sequence[str]) -> list[str]:
+    """The data planes, then every run across data planes (`envoy->pydp`) some scenario had."""
+    out = list(dataplanes)
+    for r in results:
+        out += [name for name in r.runs if name not in out]
+    return out
+
+
 def table(results: Sequence[ScenarioResult], dataplanes: Sequence[str]) -> str:
+    """Scenarios by runs; a blank cell where a scenario has no such run (not `cross`)."""
     names = [r.name for r in results] or ["(none)"]
+    dataplanes = columns(results, dataplanes)
     first = max(len("scenario"), *(len(n) for n in names))
     widths = [max(len(dp), len("expected-differs")) for dp in dataplanes]
     lines = [
@@ -31,7 +41,10 @@ def table(results: Sequence[ScenarioResult], dataplanes: Sequence[str]) -> str:
         "  ".join(["-" * first, *("-" * w for w in widths)]),
     ]
     for r in results:
-        cells = [r.runs[dp].outcome.ljust(w) for dp, w in zip(dataplanes, widths, strict=True)]
+        cells = [
+            (r.runs[dp].outcome if dp in r.runs else "").ljust(w)
+            for dp, w in zip(dataplanes, widths, strict=True)
+        ]
         lines.append("  ".join([r.name.ljust(first), *cells]).rstrip())
     return "\n".join(lines)
 

@@ -37,7 +37,7 @@ async def run_steps(world: World, steps: tuple[Step, ...]) -> list[StepResult]:
     return results
 
 
-_FATAL = ("wait_for_config", "xds_state")
+_FATAL = ("wait_for_config", "xds_state", "renewals")
 
 
 async def run_step(world: World, step: Step) -> list[StepResult]:
@@ -73,6 +73,9 @@ async def run_step(world: World, step: Step) -> list[StepResult]:
     elif step.action == "sleep":
         await trio.sleep(step.seconds)
         result.compare = "none"
+    elif step.action == "renewals":
+        renewed, result.failures = await world.renewals(step.renewals, step.timeout)
+        result.observation = {"renewed": renewed}
     elif step.action == "count":
         result.observation = {"requests": await world.backend_count(step.target)}
         if result.observation["requests"] != step.expect.requests:

@@ -117,6 +117,10 @@ class World:
     async def xds_states(self) -> dict[str, str] | None:
         return await self.control.proxy_states(NODE_ID)
 
+    async def renewals(self, count: int, within: float) -> tuple[dict[str, int], list[str]]:
+        """Pods mode only (the loader refuses `renewals` elsewhere)."""
+        raise WorldError("renewals: certificates exist in pods mode only")
+
     async def restart_control_plane(self, down: float) -> None:
         await self.control.stop()
         await trio.sleep(down)

@@ -8,6 +8,7 @@ import trio
 from conformance.client.types import Exchange, Reply
 
 READ_SIZE = 65536
+CLOSED_BEFORE_REPLY = "connection closed before a reply"
 
 
 async def exchange_h1(stream: trio.abc.Stream, exchange: Exchange) -> Reply:
@@ -26,6 +27,9 @@ async def exchange_h1(stream: trio.abc.Stream, exchange: Exchange) -> Reply:
         event = conn.next_event()
         if event is h11.NEED_DATA:
             data = await stream.receive_some(READ_SIZE)
+            if not data and reply.status is None:
+                reply.error = CLOSED_BEFORE_REPLY
+                break
             conn.receive_data(bytes(data))
             continue
         if isinstance(event, h11.Response):
@@ -43,7 +47,7 @@ async def exchange_h1(stream: trio.abc.Stream, exchange: Exchange) -> Reply:
         elif isinstance(event, h11.EndOfMessage):
             break
         elif isinstance(event, h11.ConnectionClosed):
-            reply.error = "connection closed before a reply"
+            reply.error = CLOSED_BEFORE_REPLY
             break
     reply.body = bytes(body)
     return reply

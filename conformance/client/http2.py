@@ -18,7 +18,7 @@ async def exchange_h2(stream: trio.abc.Stream, exchange: Exchange) -> Reply:
     stream_id = conn.get_next_available_stream_id()
     headers = [
         (":method", exchange.method),
-        (":scheme", "http"),
+        (":scheme", exchange.scheme),
         (":authority", exchange.authority),
         (":path", exchange.path),
     ]

@@ -17,6 +17,7 @@ class Exchange:
     body: bytes = b""
     protocol: str = "h1"
     timeout: float = 10.0
+    scheme: str = "http"  # HTTP/2 `:scheme`; https over TLS
 
 
 @dataclass(slots=True)

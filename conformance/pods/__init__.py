@@ -35,6 +35,7 @@ that opens, on any process (`records.clean_stale`), or by
 - `sockets`: sockets opened inside a namespace, for the runner's own requests;
 - `kube`: the Kubernetes objects and the hosts file of a world (pure);
 - `control`: the control plane process, in the node namespace;
+- `identities`: the mesh's root the world gives the CA, and TLS clients' certificates;
 - `bed`: the test bed tests use (`open_bed`), and `fetch`, a plain client app;
 - `world`: the conformance runner's world in pods mode (`--pods`).
 """

@@ -359,8 +359,12 @@ async def open_bed(
     delta: bool = False,
     inject: bool = False,
     ca_dir: Path | None = None,
+    ca_flags: Sequence[str] = (),
 ) -> AsyncIterator[Bed]:
-    """A new world with its control plane running; everything is removed on leaving."""
+    """A new world with its control plane running; everything is removed on leaving.
+
+    With `ca_dir` the control plane runs the mesh's CA there (`ca_flags`: more
+    `xds-server serve` flags of the CA, e.g. `--cert-ttl 3s`)."""
     reason = system.unavailable()
     if reason is not None:
         raise PodsError(reason)
@@ -375,7 +379,13 @@ async def open_bed(
     try:
         os.makedirs(workdir, exist_ok=True)
         control = PodControlPlane(
-            program, workdir, world.node, world.bridge, inject=inject, ca_dir=ca_dir
+            program,
+            workdir,
+            world.node,
+            world.bridge,
+            inject=inject,
+            ca_dir=ca_dir,
+            ca_flags=ca_flags,
         )
         for stale in [*control.manifests.iterdir(), *control.overrides.iterdir()]:
             stale.unlink()

@@ -3,13 +3,15 @@
 It is the suite's `ControlPlane` (manifests folder, injected xDS, admin
 queries) with the process started inside the node namespace, listening on the
 bridge address where every pod's sidecar reaches it, and its admin endpoint
-queried from inside that namespace. `pod_bootstrap` prints a pod's bootstrap
+queried from inside that namespace. With `ca_dir` it runs the mesh's CA
+(`--ca-dir`, and `ca_flags` such as `--cert-ttl 3s`). `pod_bootstrap` prints a pod's bootstrap
 with `xds-server bootstrap`, every port the contract's default, since each
 pod has its own addresses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ class PodControlPlane(ControlPlane):
         *,
         inject: bool = False,
         ca_dir: Path | None = None,
+        ca_flags: Sequence[str] = (),
     ) -> None:
         plan = NetPlan(
             client="",
@@ -52,6 +55,9 @@ class PodControlPlane(ControlPlane):
         super().__init__(program, workdir, plan, inject)
         self.netns = netns
         self.ca_dir = ca_dir
+        self.ca_flags = tuple(ca_flags)
+        if ca_flags and ca_dir is None:
+            raise ValueError(f"CA flags {list(ca_flags)} without a CA folder")
 
     async def start(self) -> None:
         args = [
@@ -71,7 +77,7 @@ class PodControlPlane(ControlPlane):
         if self.inject:
             args += [OVERRIDES_FLAG, str(self.overrides)]
         if self.ca_dir is not None:
-            args += ["--ca-dir", str(self.ca_dir)]
+            args += ["--ca-dir", str(self.ca_dir), *self.ca_flags]
         log = self.workdir / "xds-server.log"
         self.proc = system.start("xds-server", [*system.in_pod(self.netns), *args], log)
         with inside(self.netns):

@@ -180,6 +180,16 @@ def test_compare_and_decide() -> None:
     assert runs["pydp"].note == "not built yet"
 
 
+def test_a_step_that_ran_on_one_side_only_names_the_side_without_it() -> None:
+    action = StepResult("2", "apply", "change", None, [], "none")  # no observation
+    extra = StepResult("3", "request", "more", {"status": 200})
+    runs = {"envoy": _run("envoy", {"status": 200}), "pydp": _run("pydp", {"status": 200})}
+    runs["envoy"].steps.append(action)
+    runs["pydp"].steps.append(extra)
+    details = [d.detail for d in compare.compare_runs(runs, "envoy")]
+    assert details == ["step 2 did not run on pydp", "step 3 did not run on envoy"]
+
+
 def test_a_failed_expectation_is_a_failure_and_skips_are_not_compared() -> None:
     runs = {
         "envoy": _run("envoy", {"status": 200}, ["status: expected 404, got 200"]),

@@ -77,3 +77,29 @@ def test_html_is_self_contained_with_the_diff() -> None:
     assert "status: expected 200, got 504" in page
     assert 'class="diff"' in page
     assert "diff_chg" in page
+
+
+def test_runs_across_data_planes_are_columns_of_their_own() -> None:
+    crossed = ScenarioResult(
+        "gamma",
+        "across",
+        {
+            name: RunResult("gamma", name, "sotw")
+            for name in ("envoy", "pydp", "envoy->pydp", "pydp->envoy")
+        },
+    )
+    everything = [*results(), crossed]
+    assert report_text.columns(everything, ["envoy", "pydp"]) == [
+        "envoy",
+        "pydp",
+        "envoy->pydp",
+        "pydp->envoy",
+    ]
+    lines = report_text.table(everything, ["envoy", "pydp"]).splitlines()
+    assert lines[0].split() == ["scenario", "envoy", "pydp", "envoy->pydp", "pydp->envoy"]
+    assert lines[2].split() == ["alpha", PASS, PASS]  # no run across: blank cells
+    assert lines[4].split() == ["gamma", PASS, PASS, PASS, PASS]
+    page = report_files.to_html(everything, ["envoy", "pydp"])
+    assert "<th>envoy-&gt;pydp</th>" in page
+    doc = report_files.to_json(everything, ["envoy", "pydp"], ["sotw"])
+    assert doc["scenarios"][2]["outcomes"]["pydp->envoy"] == PASS
