@@ -513,17 +513,23 @@ class Forwarder:
                     rq.logged_headers or self.request_headers,
                 ),
             )
+        ds = rq.ds
         done = rq.request_complete_at
-        elapsed = self.clock.current_time() - (done if done is not None else rq.info.start)
-        service_time = int(elapsed * 1000)
-        rq.info.upstream_service_time = str(service_time)
+        service_time = None  # Envoy times the upstream from the end of the request only
+        if done is not None:
+            service_time = int((self.clock.current_time() - done) * 1000)
+            rq.info.upstream_service_time = str(service_time)
+        elif not ds.protocol.startswith("HTTP/2"):
+            ds.ending_early()  # Envoy: `connection: close` on HTTP/1 when answering early
         attempts = None
         if self.policy.include_attempt_count_in_response:
             attempts = _decimal(self.attempts)
         finish_response_headers(
-            headers, _decimal(service_time), attempts, rq.ctx.config.server_name
+            headers,
+            _decimal(service_time) if service_time is not None else None,
+            attempts,
+            rq.ctx.config.server_name,
         )
-        ds = rq.ds
         response.stream_id = ds.stream_id  # the codec's event, reused downstream
         response.headers = headers
         ds.write(response)

@@ -245,11 +245,12 @@ _ATTEMPT_COUNT = b"x-envoy-attempt-count"
 
 
 def finish_response_headers(
-    headers: HeaderList, service_time: bytes, attempt_count: bytes | None, server: bytes
+    headers: HeaderList, service_time: bytes | None, attempt_count: bytes | None, server: bytes
 ) -> None:
     """An upstream response head, in place, as the router then the connection manager
-    leave it: `x-envoy-upstream-service-time` and (when asked) `x-envoy-attempt-count`
-    set, `date` added when absent, `server` overwritten."""
+    leave it: `x-envoy-upstream-service-time` (unless None: the request had not ended)
+    and (when asked) `x-envoy-attempt-count` set, `date` added when absent, `server`
+    overwritten."""
     seen: dict[bytes, int] = {}
     for i, (name, _) in enumerate(headers):
         if name in _FINISHED:
@@ -258,7 +259,9 @@ def finish_response_headers(
                 return
             seen[name] = i
     at = seen.get(_SERVICE_TIME)
-    if at is None:
+    if service_time is None:
+        pass
+    elif at is None:
         headers.append((_SERVICE_TIME, service_time))
     else:
         headers[at] = (_SERVICE_TIME, service_time)
@@ -281,9 +284,10 @@ _FINISHED = frozenset({_SERVICE_TIME, _ATTEMPT_COUNT, b"date", b"server"})
 
 
 def _finish_slowly(
-    headers: HeaderList, service_time: bytes, attempt_count: bytes | None, server: bytes
+    headers: HeaderList, service_time: bytes | None, attempt_count: bytes | None, server: bytes
 ) -> None:
-    set_header(headers, _SERVICE_TIME, service_time)
+    if service_time is not None:
+        set_header(headers, _SERVICE_TIME, service_time)
     if attempt_count is not None:
         set_header(headers, _ATTEMPT_COUNT, attempt_count)
     add_connection_headers(headers, server)
