@@ -1,132 +1,218 @@
-"""HTTP/2 flow control for a proxy: data acknowledged when forwarded, data
-sent only within the peer's windows.
+"""HTTP/2 streams and flow control for a proxy: data acknowledged when forwarded,
+data sent only within the peer's windows.
 
 Theory of operation
 -------------------
-Inbound: every DATA frame shrinks our windows. The bytes are handed to the
-consumer as `Data` and counted as unacknowledged on their stream; the window
-reopens (WINDOW_UPDATE, batched by h2) only when the consumer calls
-`ack_data` after forwarding them. A consumer that stops acknowledging stops
-the peer at the stream window. Padding is acknowledged at once (the consumer
-never sees it); a stream that is reset gives its unacknowledged bytes back to
-the connection window, so an abandoned stream cannot starve the others.
+Inbound: every DATA frame shrinks our windows (more than they hold is a
+FLOW_CONTROL_ERROR). The bytes are handed to the consumer as `Data` and
+counted as unacknowledged on their stream; the window reopens only when the
+consumer calls `ack` after forwarding them. WINDOW_UPDATE is batched as h2
+did (`InboundWindow`): sent once half the window was acknowledged, or once a
+quarter (at most 1 KiB) was while the window is shut. A consumer that stops
+acknowledging stops the peer at the stream window. Padding is acknowledged
+at once (the consumer never sees it); a stream that is reset gives its
+unacknowledged bytes back to the connection window, so an abandoned stream
+cannot starve the others.
 
-Outbound: `send(Data)` writes what the stream and connection windows and the
+Outbound: `send` writes what the stream and connection windows and the
 peer's frame size allow and queues the rest, with the end of the stream and
 trailers behind it. WINDOW_UPDATE and SETTINGS from the peer flush the
-queues; a queue that empties reports `WindowUpdated(stream_id)` so the
-producer may resume. `buffered(stream_id)` is the queued byte count, for the
-producer's high-water mark.
+queues (`resume`); a queue that empties is reported so the producer may
+resume. A stream's `queued` byte count is for the producer's high-water mark.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
-from h2.connection import H2Connection
+from h2.errors import ErrorCodes
 
+from pydp.http import h2_frames as frames
 from pydp.http.events import Headers
+from pydp.http.h2_frames import MAX_WINDOW, H2ConnectionError
 
 
-class _Outbound:
-    __slots__ = ("chunks", "end", "size", "trailers")
+class InboundWindow:
+    """Our receive window of a stream or the connection, and when to reopen it."""
 
-    def __init__(self) -> None:
-        self.chunks: deque[bytes] = deque()
-        self.size = 0
-        self.end = False
-        self.trailers: Headers = []
+    __slots__ = ("max_size", "processed", "size")
+
+    def __init__(self, size: int) -> None:
+        self.max_size = size
+        self.size = size
+        self.processed = 0
+
+    def consume(self, size: int) -> None:
+        self.size -= size
+        if self.size < 0:
+            raise H2ConnectionError(
+                ErrorCodes.FLOW_CONTROL_ERROR, "Flow control window shrunk below 0"
+            )
+
+    def open(self, size: int) -> None:
+        """Grown by us (a WINDOW_UPDATE we sent, or our SETTINGS acknowledged)."""
+        self.size += size
+        self.max_size = max(self.size, self.max_size)
+
+    def process(self, size: int) -> int:
+        """`size` bytes acknowledged: the WINDOW_UPDATE increment to send now (0: none)."""
+        processed = self.processed = self.processed + size
+        if not processed:
+            return 0
+        if processed >= self.max_size // 2 or (
+            self.size == 0 and processed > min(1024, self.max_size // 4)
+        ):
+            increment = min(processed, self.max_size - self.size)
+            self.processed = 0
+            self.size += increment
+            return increment
+        return 0
+
+
+class StreamState:
+    """One live stream. `receiving`: the peer may still send on it; `sending`: we may."""
+
+    __slots__ = (
+        "body",
+        "chunks",
+        "end_queued",
+        "expected",
+        "final_seen",
+        "head_sent",
+        "inbound",
+        "muted",
+        "no_body",
+        "queued",
+        "receiving",
+        "sending",
+        "stream_id",
+        "trailers",
+        "unacked",
+        "window",
+    )
+
+    def __init__(self, stream_id: int, send_window: int, receive_window: int) -> None:
+        self.stream_id = stream_id
+        self.receiving = True
+        self.sending = True
+        self.window = send_window
+        self.inbound = InboundWindow(receive_window)
+        self.unacked = 0
+        self.body = 0  # body bytes received
+        self.expected: int | None = None  # declared content-length
+        self.head_sent = False
+        self.final_seen = False  # a final (non-1xx) head was received
+        self.no_body = False  # the response to a HEAD request: DATA would be too long
+        self.muted = False  # a `StreamError` was reported: its further input is dropped
+        self.trailers: Headers = []  # received trailers, reported with `EndOfMessage`
+        self.chunks: deque[bytes] | None = None  # outbound data waiting for window
+        self.queued = 0
+        self.end_queued: Headers | None = None  # trailers ([] for none) behind the queue
 
 
 class FlowControl:
-    """Per-stream unacknowledged input and queued output of one connection."""
+    """The connection's windows; writes frames to `out`. `end_stream(stream, trailers)`
+    is the connection's: it ends the stream's sending side, writing trailers or an
+    empty END_STREAM frame unless `trailers` is None (END_STREAM went with the data)."""
 
-    def __init__(self, h2: H2Connection) -> None:
-        self._h2 = h2
-        self._unacked: dict[int, int] = {}
-        self._queues: dict[int, _Outbound] = {}
+    __slots__ = ("_end_stream", "inbound", "max_frame_size", "out", "window")
 
-    def received(self, stream_id: int, size: int, flow_controlled: int) -> None:
-        """`size` data bytes (of `flow_controlled`, padding included) arrived."""
+    def __init__(
+        self, out: list[bytes], end_stream: Callable[[StreamState, Headers | None], None]
+    ) -> None:
+        self.out = out
+        self._end_stream = end_stream
+        self.window = 65535  # the peer's window for our data on the connection
+        self.inbound = InboundWindow(65535)
+        self.max_frame_size = frames.DEFAULT_MAX_FRAME_SIZE
+
+    # -- inbound ----------------------------------------------------------------------
+
+    def received(self, stream: StreamState, size: int, flow_controlled: int) -> None:
+        """`size` data bytes (of `flow_controlled`, padding included) for the consumer."""
         padding = flow_controlled - size
         if padding:
-            self._h2.acknowledge_received_data(padding, stream_id)
-        if size:
-            self._unacked[stream_id] = self._unacked.get(stream_id, 0) + size
+            self._process(stream, padding)
+        stream.unacked += size
 
-    def discard(self, stream_id: int, flow_controlled: int) -> None:
-        """Data for a stream nobody consumes: acknowledge it at once."""
+    def discard(self, stream: StreamState | None, flow_controlled: int) -> None:
+        """Data nobody consumes: acknowledge it at once."""
         if flow_controlled:
-            self._h2.acknowledge_received_data(flow_controlled, stream_id)
+            self._process(stream, flow_controlled)
 
-    def ack(self, stream_id: int, size: int) -> None:
-        remaining = self._unacked.get(stream_id, 0)
-        size = min(size, remaining)
-        if size <= 0:
-            return
-        if size == remaining:
-            del self._unacked[stream_id]
-        else:
-            self._unacked[stream_id] = remaining - size
-        self._h2.acknowledge_received_data(size, stream_id)
+    def ack(self, stream: StreamState, size: int) -> None:
+        size = min(size, stream.unacked)
+        if size > 0:
+            stream.unacked -= size
+            self._process(stream, size)
 
-    def release(self, stream_id: int) -> None:
+    def release(self, stream: StreamState) -> None:
         """Nobody will acknowledge this stream's input: give its bytes back."""
-        unacked = self._unacked.pop(stream_id, 0)
+        unacked, stream.unacked = stream.unacked, 0
         if unacked:
-            self._h2.acknowledge_received_data(unacked, stream_id)
+            self._process(None, unacked)
 
-    def forget(self, stream_id: int) -> None:
-        """The stream is gone: drop its queue, release its unacked bytes."""
-        self._queues.pop(stream_id, None)
-        self.release(stream_id)
+    def _process(self, stream: StreamState | None, size: int) -> None:
+        increment = self.inbound.process(size)
+        if increment:
+            self.out.append(frames.window_update(0, increment))
+        if stream is not None and stream.receiving:
+            increment = stream.inbound.process(size)
+            if increment:
+                self.out.append(frames.window_update(stream.stream_id, increment))
 
-    def buffered(self, stream_id: int) -> int:
-        queue = self._queues.get(stream_id)
-        return queue.size if queue is not None else 0
+    # -- outbound ---------------------------------------------------------------------
 
-    def send(self, stream_id: int, data: bytes) -> None:
-        queue = self._queues.get(stream_id)
-        if queue is None:
-            h2 = self._h2
+    def send(self, stream: StreamState, data: bytes) -> None:
+        if stream.chunks is None:
             size = len(data)
-            if size <= h2.max_outbound_frame_size and size <= h2.local_flow_control_window(
-                stream_id
-            ):
+            if size <= self.max_frame_size and size <= stream.window and size <= self.window:
                 if size:
-                    h2.send_data(stream_id, data)
+                    stream.window -= size
+                    self.window -= size
+                    self.out.append(frames.data(stream.stream_id, data, False))
                 return
-            queue = self._queues[stream_id] = _Outbound()
+            stream.chunks = deque()
         if data:
-            queue.chunks.append(data)
-            queue.size += len(data)
-        self._flush(stream_id, queue)
+            stream.chunks.append(data)
+            stream.queued += len(data)
+        self.flush(stream)
 
-    def end(self, stream_id: int, trailers: Headers) -> None:
-        queue = self._queues.get(stream_id)
-        if queue is None:
-            if trailers:
-                self._h2.send_headers(stream_id, trailers, end_stream=True)
-            else:
-                self._h2.end_stream(stream_id)
-            return
-        queue.end = True
-        queue.trailers = trailers
-        self._flush(stream_id, queue)
+    def send_last(self, stream: StreamState, data: bytes) -> None:
+        """`send` then `end` without trailers: one DATA frame when the windows allow."""
+        size = len(data)
+        if (
+            stream.chunks is None
+            and size <= self.max_frame_size
+            and size <= stream.window
+            and size <= self.window
+        ):
+            stream.window -= size
+            self.window -= size
+            self.out.append(frames.data(stream.stream_id, data, True))
+            self._end_stream(stream, None)
+        else:
+            self.send(stream, data)
+            self.end(stream, [])
 
-    def resume(self, stream_id: int) -> list[int]:
-        """Flush after the peer opened a window (0: every stream's)."""
-        drained = []
-        for sid, queue in list(self._queues.items()):
-            if (stream_id in (0, sid)) and self._flush(sid, queue):
-                drained.append(sid)
-        return drained
+    def end(self, stream: StreamState, trailers: Headers) -> None:
+        """End the sending side, behind the queued data if any."""
+        if stream.chunks is None:
+            self._end_stream(stream, trailers)
+        else:
+            stream.end_queued = trailers
+            self.flush(stream)
 
-    def _flush(self, stream_id: int, queue: _Outbound) -> bool:
-        h2 = self._h2
-        chunks = queue.chunks
+    def flush(self, stream: StreamState) -> bool:
+        """Send what the windows allow; True once the queue is empty (and gone)."""
+        chunks = stream.chunks
+        if chunks is None:
+            return True
+        out = self.out
+        sid = stream.stream_id
         while chunks:
-            room = min(h2.local_flow_control_window(stream_id), h2.max_outbound_frame_size)
+            room = min(stream.window, self.window, self.max_frame_size)
             if room <= 0:
                 return False
             chunk = chunks[0]
@@ -135,16 +221,33 @@ class FlowControl:
             else:
                 chunks[0] = chunk[room:]
                 chunk = chunk[:room]
-            queue.size -= len(chunk)
-            last = queue.end and not chunks and not queue.trailers
-            h2.send_data(stream_id, chunk, end_stream=last)
+            size = len(chunk)
+            stream.queued -= size
+            stream.window -= size
+            self.window -= size
+            last = not chunks and stream.end_queued is not None and not stream.end_queued
+            out.append(frames.data(sid, chunk, last))
             if last:
-                del self._queues[stream_id]
+                stream.chunks = stream.end_queued = None
+                self._end_stream(stream, None)
                 return True
-        del self._queues[stream_id]
-        if queue.end:
-            if queue.trailers:
-                h2.send_headers(stream_id, queue.trailers, end_stream=True)
-            else:
-                h2.end_stream(stream_id)
+        stream.chunks = None
+        trailers, stream.end_queued = stream.end_queued, None
+        if trailers is not None:
+            self._end_stream(stream, trailers)
         return True
+
+    def open_stream_window(self, stream: StreamState, increment: int) -> bool:
+        """A WINDOW_UPDATE for a stream; False when it overflows (a stream error)."""
+        if stream.window + increment > MAX_WINDOW:
+            return False
+        stream.window += increment
+        return True
+
+    def open_window(self, increment: int) -> None:
+        if self.window + increment > MAX_WINDOW:
+            raise H2ConnectionError(
+                ErrorCodes.FLOW_CONTROL_ERROR,
+                f"May not increment flow control window past {MAX_WINDOW}",
+            )
+        self.window += increment

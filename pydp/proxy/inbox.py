@@ -1,8 +1,13 @@
-"""An unbounded queue between a connection's reader task and one stream's task.
+"""An unbounded queue between a connection's reader task and one stream's task,
+and a condition-variable-like `Signal`.
 
-Bounded in practice by HTTP/2 flow control: the reader only queues what the
-peer may send within the windows, and the windows reopen as the stream's
-task acknowledges what it forwarded.
+The inbox is bounded in practice by HTTP/2 flow control: the reader only
+queues what the peer may send within the windows, and the windows reopen as
+the stream's task acknowledges what it forwarded.
+
+Most streams never wait on either (a GET ends with its headers; a response
+that fits the window never waits for it), so the parking lot behind each is
+made on the first wait: a stream costs two small objects, not two lots.
 """
 
 from __future__ import annotations
@@ -20,16 +25,20 @@ class Inbox(Generic[T]):
 
     def __init__(self) -> None:
         self._items: deque[T] = deque()
-        self._lot = trio.lowlevel.ParkingLot()
+        self._lot: trio.lowlevel.ParkingLot | None = None
 
     def put(self, item: T) -> None:
         self._items.append(item)
-        if self._lot:
-            self._lot.unpark_all()
+        lot = self._lot
+        if lot:
+            lot.unpark_all()
 
     async def get(self) -> T:
         while not self._items:
-            await self._lot.park()
+            lot = self._lot
+            if lot is None:
+                lot = self._lot = trio.lowlevel.ParkingLot()
+            await lot.park()
         return self._items.popleft()
 
     def take_all(self) -> list[T]:
@@ -47,11 +56,15 @@ class Signal:
     __slots__ = ("_lot",)
 
     def __init__(self) -> None:
-        self._lot = trio.lowlevel.ParkingLot()
+        self._lot: trio.lowlevel.ParkingLot | None = None
 
     def fire(self) -> None:
-        if self._lot:
-            self._lot.unpark_all()
+        lot = self._lot
+        if lot:
+            lot.unpark_all()
 
     async def wait(self) -> None:
-        await self._lot.park()
+        lot = self._lot
+        if lot is None:
+            lot = self._lot = trio.lowlevel.ParkingLot()
+        await lot.park()

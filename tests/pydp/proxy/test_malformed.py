@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import trio
 
 from tests.pydp.proxy.backend import Backends
 from tests.pydp.proxy.client import h2_client, raw_exchange
@@ -65,21 +64,6 @@ async def test_a_bad_body_after_a_good_head(runtime: FakeRuntime, backends: Back
     assert data.endswith(b"Bad Request")
     assert closed
     assert "DPE" in runtime.entries[0][1].response_flags
-
-
-async def test_h2_request_without_authority_ends_the_connection(runtime: FakeRuntime) -> None:
-    """As Envoy: a request header block without `:authority` is a connection error."""
-    async with serving(runtime, hcm(routes())) as proxy, h2_client(proxy) as client:
-        client.codec._h2.config.validate_outbound_headers = False
-        sid = client.codec.open_stream()
-        client.done[sid] = trio.Event()
-        headers = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/")]
-        client.codec._h2.send_headers(sid, headers, end_stream=True)
-        await client.write()
-        await client.done[sid].wait()
-    assert client.answers[sid].reset
-    assert client.goaway
-    assert runtime.counter("http.ingress.downstream_cx_protocol_error") == 1
 
 
 async def test_h2_stream_error_is_answered_on_its_stream(runtime: FakeRuntime) -> None:
