@@ -19,6 +19,7 @@ command line written for Envoy runs pydp.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -236,6 +237,16 @@ def supervise(argv: Sequence[str], concurrency: int, drain_time: float) -> int:
     return code if code >= 0 else 128 - code
 
 
+def tune_gc() -> None:
+    """Collect less often, and never look at what startup made (modules, protos).
+
+    The data path allocates in bursts that are freed by reference counting;
+    with the default thresholds a full collection (about 16 ms, every stream
+    paused) ran about once a second under load, which set the p99 latency."""
+    gc.set_threshold(10_000, 10, 10)
+    gc.freeze()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -260,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=args.log_level,
         admin=args.worker_index in (None, 0),
     )
+    tune_gc()
     try:
         return trio.run(serve, app)
     except (OSError, ExceptionGroup) as exc:

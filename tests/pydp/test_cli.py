@@ -5,6 +5,8 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -220,3 +222,14 @@ def test_concurrency_runs_workers_that_share_the_listening_port(tmp_path: Path) 
         assert json.loads(proxy.get("/server_info"))["command_line_options"]["concurrency"] == 2
         proxy.process.proc.send_signal(signal.SIGTERM)
         assert proxy.process.proc.wait(15) == 0
+
+
+def test_the_garbage_collector_is_tuned_for_the_data_path() -> None:
+    code = (
+        "import gc; from pydp.cli import tune_gc; tune_gc(); "
+        "print(gc.get_threshold(), gc.get_freeze_count() > 1000)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "(10000, 10, 10) True"

@@ -30,15 +30,25 @@ async def _closed(stream: trio.SocketStream) -> bool:
     return True
 
 
-def _slow(received: Received) -> Reply:
-    delay = 0.2 if "slow" in received.path else 0.0
-    return Reply(200, [(b"content-length", b"2")], b"ok", delay=delay)
+class SlowOnce:
+    """Answers `/slow` after 0.2 s, and says when that request arrived."""
+
+    def __init__(self) -> None:
+        self.arrived = trio.Event()
+
+    def __call__(self, received: Received) -> Reply:
+        delay = 0.0
+        if "slow" in received.path:
+            self.arrived.set()
+            delay = 0.2
+        return Reply(200, [(b"content-length", b"2")], b"ok", delay=delay)
 
 
 async def test_the_response_in_progress_is_the_last_one(
     runtime: FakeRuntime, backends: Backends
 ) -> None:
-    backend = await backends.start(_slow)
+    slow = SlowOnce()
+    backend = await backends.start(slow)
     runtime.add_cluster("c", [backend.address])
     drain = Drain()
     async with serving(runtime, hcm(routes(to("c"))), drain=drain) as proxy:
@@ -47,7 +57,8 @@ async def test_the_response_in_progress_is_the_last_one(
         head, _ = await _read_head(stream)
         assert b"connection: close" not in head.lower()
         await stream.send_all(GET % b"slow")
-        await trio.sleep(0.05)  # the request is with the backend
+        with trio.fail_after(5):
+            await slow.arrived.wait()  # the request is with the backend
         drain.start(trio.current_time() + 10)
         head, rest = await _read_head(stream)
         assert head.startswith(b"HTTP/1.1 200") and b"\r\nconnection: close" in head, head
