@@ -96,14 +96,25 @@ class H2Downstream:
         self.drained = Signal()
 
     async def run(self, initial: bytes) -> None:
+        drain = self.ctx.drain
         try:
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
                 nursery.start_soon(self._write_loop)
+                if drain is not None:
+                    drain.join(self)
                 await self._read_loop(initial)
                 nursery.cancel_scope.cancel()
         finally:
             self.nursery = None
+            if drain is not None:
+                drain.leave(self)
+
+    def start_drain(self) -> None:
+        """GOAWAY: the open streams may finish, the client opens no new one."""
+        if not self.broken:
+            self.out += self.codec.close()
+            self.schedule_flush()
 
     # -- reading ----------------------------------------------------------------------
 

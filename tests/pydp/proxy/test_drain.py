@@ -10,6 +10,7 @@ import trio
 from pydp.listener.config import TcpProxyConfig
 from pydp.proxy.drain import Drain
 from tests.pydp.proxy.backend import Backends, Received, Reply
+from tests.pydp.proxy.client import h2_client
 from tests.pydp.proxy.harness import FakeRuntime, hcm, routes, serving, to
 
 GET = b"GET /%s HTTP/1.1\r\nHost: svc\r\n\r\n"
@@ -134,3 +135,21 @@ async def test_what_is_left_is_cancelled_at_the_deadline(
         assert scope.cancelled_caught
         assert trio.current_time() < 10
         await stream.aclose()
+
+
+async def test_an_http2_connection_is_told_goaway(runtime: FakeRuntime, backends: Backends) -> None:
+    backend = await backends.start()
+    runtime.add_cluster("c", [backend.address])
+    drain = Drain()
+    async with (
+        serving(runtime, hcm(routes(to("c"))), drain=drain) as proxy,
+        h2_client(proxy) as client,
+    ):
+        assert (await client.request()).status == 200
+        assert not client.goaway
+        drain.start(trio.current_time() + 10)
+        for _ in range(500):  # the client's reader sets `goaway` when the frame arrives
+            if client.goaway:
+                break
+            await trio.sleep(0.01)
+        assert client.goaway
