@@ -13,8 +13,6 @@ import datetime as dt
 import http.client
 import json
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from tests.harness import manifests
 from tests.harness.backends import EchoServer, echo_backends
 from tests.harness.net import free_port, loopback, wait_until
 from tests.harness.procs import ControlPlane, Envoy, control_plane, envoy
+from tests.harness.traffic import under_load
 from xds_server.ca.authority import Authority
 from xds_server.ca.certs import new_key, self_signed_root
 from xds_server.ca.identity import Identity
@@ -341,40 +340,20 @@ def short_lived(tmp_path: Path) -> Iterator[Mesh]:
 
 def test_certificates_rotate_under_steady_traffic_without_a_failure(short_lived: Mesh) -> None:
     mesh = short_lived
-    failures: list[object] = []
-    done = 0
-    stop = threading.Event()
-
-    def load() -> None:
-        nonlocal done
-        while not stop.is_set():
-            try:
-                status, _ = mesh.request()
-                if status != 200:
-                    failures.append(status)
-            except OSError as e:
-                failures.append(e)
-            done += 1
 
     def updates(proxy: Envoy) -> int:
         return proxy.stat("sds.default.update_success")
 
     proxies = (mesh.client, mesh.server)
     before = [updates(p) for p in proxies]
-    thread = threading.Thread(target=load)
-    thread.start()
-    try:
-        # Renewed at half of three seconds: several new certificates on each side.
-        wait_until(
-            lambda: all(updates(p) >= b + 3 for p, b in zip(proxies, before, strict=True)),
-            timeout=15,
-        )
-        time.sleep(0.5)
-    finally:
-        stop.set()
-        thread.join()
-    assert failures == []
-    assert done > 50
+    # Renewed at half of three seconds: several new certificates on each side.
+    outcome = under_load(
+        mesh.request,
+        lambda: all(updates(p) >= b + 3 for p, b in zip(proxies, before, strict=True)),
+        timeout=15,
+    )
+    assert outcome.failures == []
+    assert outcome.sent > 50
     assert "update_rejected" not in str(
         {k: v for k, v in mesh.server.stats("sds.default").items() if "rejected" in k and v}
     )

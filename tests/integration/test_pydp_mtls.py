@@ -15,8 +15,6 @@ import datetime as dt
 import http.client
 import json
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from tests.harness.backends import EchoServer, echo_backends
 from tests.harness.net import free_port, loopback, wait_until
 from tests.harness.procs import ControlPlane, control_plane, envoy
 from tests.harness.pydp_proc import Pydp, pydp
+from tests.harness.traffic import under_load
 from tests.integration.test_envoy_mtls import (
     CLIENT_ID,
     HOST,
@@ -242,40 +241,20 @@ def test_permissive_takes_both_and_strict_refuses_plaintext_and_foreign_certific
 
 def test_certificates_rotate_under_steady_traffic_without_a_failure(short_lived: Mesh) -> None:
     mesh = short_lived
-    failures: list[object] = []
-    done = 0
-    stop = threading.Event()
-
-    def load() -> None:
-        nonlocal done
-        while not stop.is_set():
-            try:
-                status, _ = mesh.request()
-                if status != 200:
-                    failures.append(status)
-            except OSError as e:
-                failures.append(e)
-            done += 1
 
     def updates(proxy: Proxy) -> int:
         return proxy.stat("sds.default.update_success")
 
     proxies = (mesh.client, mesh.server)
     before = [updates(p) for p in proxies]
-    thread = threading.Thread(target=load)
-    thread.start()
-    try:
-        # Renewed at half of three seconds: several new certificates on each side.
-        wait_until(
-            lambda: all(updates(p) >= b + 3 for p, b in zip(proxies, before, strict=True)),
-            timeout=20,
-        )
-        time.sleep(0.5)
-    finally:
-        stop.set()
-        thread.join()
-    assert failures == []
-    assert done > 50
+    # Renewed at half of three seconds: several new certificates on each side.
+    outcome = under_load(
+        mesh.request,
+        lambda: all(updates(p) >= b + 3 for p, b in zip(proxies, before, strict=True)),
+        timeout=20,
+    )
+    assert outcome.failures == []
+    assert outcome.sent > 50
     assert mesh.server.stat(f"listener.0.0.0.0_{mesh.inbound}.ssl.handshake") >= 1
     assert mesh.server.stat("sds.default.update_rejected") == 0
 
