@@ -69,12 +69,7 @@ async def accept(
     tls: SslStream = trio.SSLStream(
         stream, context.ssl_context, server_side=True, https_compatible=True
     )
-    try:
-        await tls.do_handshake()
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        failed = failure_stats(exc)
-        _count(stats, prefix, failed)
-        raise TlsFailure(failed, f"TLS handshake failed: {exc.__cause__ or exc}") from exc
+    await _handshake(tls, stats, prefix)
     der = tls.getpeercert(binary_form=True)
     facts = cert_facts(der) if der else None
     matchers = context.config.common.san_matchers
@@ -95,6 +90,15 @@ async def accept(
     )
 
 
+async def _handshake(tls: SslStream, stats: Stats, prefix: str) -> None:
+    try:
+        await tls.do_handshake()
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        failed = failure_stats(exc)
+        _count(stats, prefix, failed)
+        raise TlsFailure(failed, f"TLS handshake failed: {exc.__cause__ or exc}") from exc
+
+
 async def originate(
     stream: trio.abc.Stream, context: ClientContext, stats: Stats, prefix: str
 ) -> SslStream:
@@ -105,12 +109,7 @@ async def originate(
         server_hostname=context.config.sni or None,
         https_compatible=True,
     )
-    try:
-        await tls.do_handshake()
-    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-        failed = failure_stats(exc)
-        _count(stats, prefix, failed)
-        raise TlsFailure(failed, f"TLS handshake failed: {exc.__cause__ or exc}") from exc
+    await _handshake(tls, stats, prefix)
     der = tls.getpeercert(binary_form=True)
     matchers = context.config.common.san_matchers
     if matchers:
