@@ -350,6 +350,7 @@ class _Worker:
                     if scope.cancel_called or active.failure is not None:
                         return True
                     self._done()
+                    continue
                 if scope.cancel_called:
                     return True  # nothing more in this scope
             idle = conn.idle

@@ -29,6 +29,10 @@ class RoutingPriority(enum.Enum):
     DEFAULT = "default"
     HIGH = "high"
 
+    # Members are singletons that compare by identity; Enum's own __hash__ hashes
+    # the name in Python, on every lookup of a per-priority table.
+    __hash__ = object.__hash__
+
 
 @dataclass(frozen=True)
 class RetryBudget:

@@ -39,6 +39,8 @@ class SourceKind(enum.Enum):
     LOCALITY_HEALTHY = "locality_healthy"
     LOCALITY_DEGRADED = "locality_degraded"
 
+    __hash__ = object.__hash__  # identity, as RoutingPriority (sources are dict keys)
+
 
 Source = tuple[int, SourceKind, int]
 
@@ -146,8 +148,10 @@ class EdfLb(ZoneAwareLb):
         """Forget per-source state after a refresh (round robin indexes)."""
 
     def _scheduler(self, source: Source) -> EdfScheduler[Host] | None:
-        if source in self._schedulers:
+        try:
             return self._schedulers[source]
+        except KeyError:
+            pass
         hosts = self.hosts_of(source)
         scheduler: EdfScheduler[Host] | None = None
         if len({h.weight for h in hosts}) > 1:
