@@ -32,6 +32,7 @@ from typing import BinaryIO
 import trio
 
 from pydp.runtime import AccessLogEntry
+from pydp.substitution import FormatSyntaxError, split_format
 
 DEFAULT_FORMAT = (
     '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
@@ -116,7 +117,6 @@ _REQUEST_FIELDS: dict[str, Callable[[AccessLogEntry], str]] = {
     "x-forwarded-for": lambda e: e.x_forwarded_for,
     "x-request-id": lambda e: e.request_id,
 }
-_COMMAND = re.compile(r"%([A-Z_0-9]+)(?:\(([^)]*)\))?(?::(\d+))?%")
 
 
 def _without_port(address: str) -> str:
@@ -141,36 +141,20 @@ class Formatter:
 
 def parse_format(text: str) -> Formatter:
     """Parse an Envoy format string; raises `FormatError` with Envoy's message."""
-    parts: list[str | Part] = []
-    literal: list[str] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char != "%":
-            literal.append(char)
-            i += 1
-            continue
-        if text.startswith("%%", i):
-            literal.append("%")
-            i += 2
-            continue
-        match = _COMMAND.match(text, i)
-        if match is None:
-            raise FormatError(
-                f"Incorrect configuration: {text}. Couldn't find valid command at position {i}"
-            )
-        if literal:
-            parts.append("".join(literal))
-            literal = []
-        parts.append(_command(match.group(1), match.group(2), match.group(3)))
-        i = match.end()
-    if literal:
-        parts.append("".join(literal))
-    return Formatter(text, tuple(parts))
+    try:
+        split = split_format(text)
+    except FormatSyntaxError as e:
+        raise FormatError(
+            f"Incorrect configuration: {text}. Couldn't find valid command at position {e.position}"
+        ) from None
+    parts = tuple(
+        part if isinstance(part, str) else _command(part.name, part.argument, part.length)
+        for part in split
+    )
+    return Formatter(text, parts)
 
 
-def _command(name: str, arg: str | None, length: str | None) -> Part:
-    max_length = int(length) if length is not None else None
+def _command(name: str, arg: str | None, max_length: int | None) -> Part:
     if name in _HEADER_COMMANDS:
         if not arg:
             raise FormatError(f"{name} requires parameters")

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pydp.router._proto import Where
+from pydp.substitution import Command, FormatSyntaxError, split_format
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,52 +121,33 @@ def _request_header(
     return RequestHeader(lowered[0], alternative, max_length)
 
 
-_COMMAND = re.compile(r"%([A-Z]|[A-Z][A-Z0-9_]*[A-Z0-9])(\((.*?)\))?(:([0-9]+))?%")
-
 FormatPart = bytes | Callable[[FormatContext], bytes]
 
 
-def _command(m: re.Match[str], text: str, where: Where) -> Callable[[FormatContext], bytes]:
-    name, parameters, length = m.group(1), m.group(3) or "", m.group(5)
+def _command(command: Command, text: str, where: Where) -> Callable[[FormatContext], bytes]:
+    name, parameters, length = command.name, command.argument or "", command.length
     if name == "REQ":
         if not parameters:
             raise where.error(f"{text!r}: REQ requires parameters")
-        return _request_header(parameters, int(length) if length else None, text, where)
-    command = COMMANDS.get(name)
-    if command is None:
+        return _request_header(parameters, length, text, where)
+    found = COMMANDS.get(name)
+    if found is None:
         raise where.error(f"{text!r}: unsupported substitution command %{name}%")
     if parameters or length is not None:
         raise where.error(f"{text!r}: {name} does not take any parameters or length")
-    return command
+    return found
 
 
 def compile_format(text: str, where: Where) -> tuple[FormatPart, ...]:
     """Split a substitution format string into literal bytes and command callables."""
-    parts: list[FormatPart] = []
-    literal: list[str] = []
-    pos = 0
-    while pos < len(text):
-        c = text[pos]
-        if c != "%":
-            literal.append(c)
-            pos += 1
-            continue
-        if text.startswith("%%", pos):
-            literal.append("%")
-            pos += 2
-            continue
-        m = _COMMAND.match(text, pos)
-        if m is None:
-            raise where.error(f"{text!r}: couldn't find valid command at position {pos}")
-        command = _command(m, text, where)
-        if literal:
-            parts.append("".join(literal).encode("utf-8"))
-            literal = []
-        parts.append(command)
-        pos = m.end()
-    if literal:
-        parts.append("".join(literal).encode("utf-8"))
-    return tuple(parts)
+    try:
+        split = split_format(text)
+    except FormatSyntaxError as e:
+        raise where.error(f"{text!r}: {e}") from None
+    return tuple(
+        part.encode("utf-8") if isinstance(part, str) else _command(part, text, where)
+        for part in split
+    )
 
 
 def render(parts: tuple[FormatPart, ...], ctx: FormatContext) -> bytes:
