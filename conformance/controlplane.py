@@ -102,23 +102,18 @@ class ControlPlane:
 
     # The process.
 
-    async def start(self) -> None:
-        args = [
-            self.program,
-            "serve",
-            "--manifests",
-            str(self.manifests),
-            "--xds-address",
-            self.xds_address,
-            "--admin-address",
-            f"{self.admin[0]}:{self.admin[1]}",
-            "--debounce-quiet",
-            "0.05",
-            "--debounce-max",
-            "0.5",
-        ]
+    def serve_args(self) -> list[str]:
+        """The `xds-server serve` command line for this world."""
+        args = [self.program, "serve", "--manifests", str(self.manifests)]
+        args += ["--xds-address", self.xds_address]
+        args += ["--admin-address", f"{self.admin[0]}:{self.admin[1]}"]
+        args += ["--debounce-quiet", "0.05", "--debounce-max", "0.5"]
         if self.inject:
             args += [OVERRIDES_FLAG, str(self.overrides)]
+        return args
+
+    async def start(self) -> None:
+        args = self.serve_args()
         self.proc = procs.start("xds-server", args, self.workdir / "xds-server.log")
         await procs.wait_ready(self.proc, self.admin, within=30)
 

@@ -63,14 +63,14 @@ class World:
 
     # Requests.
 
-    async def request(self, spec: RequestSpec, index: int = 0) -> Reply:
-        """Send `spec` through the proxy; `{i}` in its path or headers becomes `index`."""
+    def exchange(self, spec: RequestSpec, index: int = 0) -> Exchange:
+        """`spec` with its placeholders filled; `{i}` in its path or headers becomes `index`."""
 
         def fill(text: str) -> str:
             filled: str = self.bindings.substitute(text)
             return filled.replace("{i}", str(index))
 
-        exchange = Exchange(
+        return Exchange(
             method=spec.method,
             path=fill(spec.path),
             authority=self.bindings.substitute(spec.host),
@@ -78,8 +78,14 @@ class World:
             body=spec.body,
             protocol=spec.protocol,
             timeout=spec.timeout,
+            scheme="http" if spec.tls is None else "https",
         )
-        return await send(exchange, self.plan.outbound, local_host=self.plan.client)
+
+    async def request(self, spec: RequestSpec, index: int = 0) -> Reply:
+        """Send `spec` through the proxy."""
+        return await send(
+            self.exchange(spec, index), self.plan.outbound, local_host=self.plan.client
+        )
 
     # Changes.
 

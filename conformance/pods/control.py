@@ -19,7 +19,7 @@ import trio
 
 from api import contract
 from conformance import procs
-from conformance.controlplane import OVERRIDES_FLAG, ControlPlane, ControlPlaneError
+from conformance.controlplane import ControlPlane, ControlPlaneError
 from conformance.netplan import NetPlan
 from conformance.pods import system
 from conformance.pods.sockets import inside
@@ -60,22 +60,7 @@ class PodControlPlane(ControlPlane):
             raise ValueError(f"CA flags {list(ca_flags)} without a CA folder")
 
     async def start(self) -> None:
-        args = [
-            self.program,
-            "serve",
-            "--manifests",
-            str(self.manifests),
-            "--xds-address",
-            self.xds_address,
-            "--admin-address",
-            f"{self.admin[0]}:{self.admin[1]}",
-            "--debounce-quiet",
-            "0.05",
-            "--debounce-max",
-            "0.5",
-        ]
-        if self.inject:
-            args += [OVERRIDES_FLAG, str(self.overrides)]
+        args = self.serve_args()
         if self.ca_dir is not None:
             args += ["--ca-dir", str(self.ca_dir), *self.ca_flags]
         log = self.workdir / "xds-server.log"

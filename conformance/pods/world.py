@@ -80,21 +80,8 @@ class PodWorld(World):
         return [p for p in self.bed.pods.values() if p.sidecar is not None]
 
     async def request(self, spec: RequestSpec, index: int = 0) -> Reply:
-        def fill(text: str) -> str:
-            filled: str = self.bindings.substitute(text)
-            return filled.replace("{i}", str(index))
-
         client = self.clients[spec.client]
-        exchange = Exchange(
-            method=spec.method,
-            path=fill(spec.path),
-            authority=self.bindings.substitute(spec.host),
-            headers=tuple((n, fill(v)) for n, v in spec.headers),
-            body=spec.body,
-            protocol=spec.protocol,
-            timeout=spec.timeout,
-            scheme="http" if spec.tls is None else "https",
-        )
+        exchange = self.exchange(spec, index)
         context = None if spec.tls is None else self.tls_context(spec.tls, client, spec.protocol)
         with inside(client.netns):
             return await send(exchange, self.destination(exchange.authority, client), tls=context)
