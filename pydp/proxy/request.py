@@ -334,8 +334,9 @@ class ActiveRequest:
             names = rbac_names(
                 config.stat_prefix, rbac.rules_stat_prefix, rbac.shadow_rules_stat_prefix
             )
-            for declared in names.created:
-                stats.inc(declared, 0)
+            if names.denied not in stats.counters:  # first use: Envoy shows them all at 0
+                for declared in names.created:
+                    stats.inc(declared, 0)
             stats.inc(names.allowed if verdict.allowed else names.denied)
             if rbac.track_per_rule_stats and verdict.policy is not None:
                 stats.inc(names.policy(verdict.policy, verdict.allowed))
