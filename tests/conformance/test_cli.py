@@ -13,6 +13,7 @@ from conformance import cli, dataplanes, load
 from conformance.procs import executable
 from conformance.results import PASS, SKIP
 from conformance.runner import Options, run_one, run_suite
+from tests.harness.reports import failed_logs
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +42,7 @@ def test_the_whole_suite_passes_on_both_data_planes_in_sotw_and_delta(tmp_path: 
         "--json", str(out), "--html", str(page),
         cwd=tmp_path,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr + failed_logs(out)
     result = json.loads(out.read_text())
     assert result["passed"] is True
     assert result["xds"] == ["sotw", "delta"]

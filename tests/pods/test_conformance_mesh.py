@@ -15,6 +15,7 @@ from typing import Any
 
 from conformance import load
 from conformance.results import PASS
+from tests.harness.reports import failed_logs
 from tests.pods.support import require_pods
 
 ZERO_TRUST = {
@@ -59,8 +60,8 @@ def test_zero_trust_scenarios_pass_on_envoy_and_pydp_and_across(tmp_path: Path) 
     result = {s["name"]: s for s in json.loads(out.read_text())["scenarios"]}
     assert sorted(result) == names, done.stdout + done.stderr
     envoy = {name: s["outcomes"]["envoy"] for name, s in result.items()}
-    assert envoy == dict.fromkeys(names, PASS), done.stdout  # the scenarios hold on Envoy
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert envoy == dict.fromkeys(names, PASS), done.stdout + failed_logs(out)  # Envoy holds
+    assert done.returncode == 0, done.stdout + done.stderr + failed_logs(out)
     for name, scenario in result.items():
         assert set(scenario["outcomes"].values()) == {PASS}, (name, scenario["outcomes"])
         assert scenario["differences"] == [], name
