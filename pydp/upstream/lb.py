@@ -3,7 +3,9 @@
 Theory of operation (Envoy's `ZoneAwareLoadBalancerBase` / `EdfLoadBalancerBase`):
 
 1. A 64-bit random number picks the priority level and availability
-   (`priority.choose_priority`).
+   (`priority.choose_priority`); when level 0's healthy hosts take all the
+   load (one level, nothing ejected or unhealthy, no locality weighting), that
+   is the source of every pick (`only_source`) and no number is drawn.
 2. If that level is in panic, the pick is over all its hosts (or fails, with
    `fail_traffic_on_panic`). Otherwise, with locality weighted balancing, a
    locality is chosen by an EDF schedule over effective locality weights
@@ -74,10 +76,15 @@ class ZoneAwareLb(PriorityAwareLb):
         super().__init__(config, rng)
         self.seed = self.random64()
         self._locality_schedulers: dict[tuple[int, Availability], EdfScheduler[int]] = {}
+        self.only_source: Source | None = None  # set when every pick has the same source
 
     def refresh(self, host_sets: Sequence[HostSet]) -> None:
         super().refresh(host_sets)
         self._locality_schedulers = {}
+        loads = self.loads
+        self.only_source = None
+        if loads.healthy and loads.healthy[0] == 100 and not loads.panic[0]:
+            self.only_source = (0, SourceKind.HEALTHY, 0)
         if not self.config.locality_weighted:
             return
         for level, host_set in enumerate(self.host_sets):
@@ -98,8 +105,12 @@ class ZoneAwareLb(PriorityAwareLb):
                     for _ in range(self.seed % len(scheduler)):
                         scheduler.pick_and_add(weights.__getitem__)
                     self._locality_schedulers[(level, availability)] = scheduler
+        if (0, Availability.HEALTHY) in self._locality_schedulers:
+            self.only_source = None
 
     def host_source(self, hash_value: int) -> Source | None:
+        if self.only_source is not None:
+            return self.only_source
         if not self.host_sets:
             return None
         level, availability = choose_priority(hash_value, self.loads)
@@ -164,7 +175,7 @@ class EdfLb(ZoneAwareLb):
         return scheduler
 
     def choose_once(self, context: LbContext | None, attempt: int) -> Host | None:
-        source = self.host_source(self.random64())
+        source = self.only_source or self.host_source(self.random64())
         if source is None:
             return None
         scheduler = self._scheduler(source)

@@ -91,6 +91,8 @@ class PriorityAwareLb:
         self.loads = compute_loads(self.host_sets, self.config.healthy_panic_threshold)
 
     def choose_host(self, context: LbContext | None = None) -> Host | None:
+        if context is None:
+            return self.choose_once(None, 0)
         attempts = 1 + (context.host_selection_retry_max_attempts if context else 0)
         host: Host | None = None
         for attempt in range(attempts):
