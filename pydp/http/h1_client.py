@@ -21,12 +21,12 @@ arriving after a complete response only make the connection unusable.
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import httptools
 from h2.errors import ErrorCodes
 
-from pydp.http.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from pydp.http.errors import LocalProtocolError, RemoteProtocolError
 from pydp.http.events import (
     ConnectionClosed,
     Data,
@@ -47,18 +47,19 @@ _BODY = 1
 _DONE = 2
 
 
-def request_target(headers: Headers) -> tuple[bytes, bytes, bytes]:
-    """(method, authority, path) from a request header list."""
+def request_target(headers: Headers) -> tuple[bytes, bytes, bytes, Headers]:
+    """(method, authority, path, the other fields) from a request header list; the
+    other fields start after the pseudo-headers when those come first, in order."""
     if (
         len(headers) >= 4
         and headers[0][0] == b":method"
         and headers[2][0] == b":authority"
         and headers[3][0] == b":path"
     ):
-        return headers[0][1], headers[2][1], headers[3][1]
+        return headers[0][1], headers[2][1], headers[3][1], headers[4:]
     pseudo = {name: value for name, value in headers if name[:1] == b":"}
     try:
-        return pseudo[b":method"], pseudo[b":authority"], pseudo[b":path"]
+        return pseudo[b":method"], pseudo[b":authority"], pseudo[b":path"], headers
     except KeyError as exc:
         raise LocalProtocolError(f"request without {exc.args[0]!r}") from None
 
@@ -175,12 +176,11 @@ class H1ClientConnection:
             raise LocalProtocolError(f"{what} out of order on stream {stream_id}")
 
     def _head(self, request: Request) -> bytes:
-        headers = request.headers
-        method, authority, path = request_target(headers)
+        method, authority, path, fields = request_target(request.headers)
         if method == b"CONNECT":
             raise LocalProtocolError("CONNECT is not supported")
         parts = [method, b" ", path, b" HTTP/1.1\r\nhost: ", authority, b"\r\n"]
-        lines, content_length = add_fields(parts, headers)
+        lines, content_length = add_fields(parts, fields)
         framer = self._framer
         if content_length is not None:
             framer.start(LENGTH, int(content_length))
@@ -215,7 +215,7 @@ class H1ClientConnection:
 
     def _take(self) -> list[Event]:
         events = self._reader.events
-        out = [item for item in events if not isinstance(item, ProtocolError)]
+        out = cast(list[Event], list(events))  # the response reader queues no errors
         events.clear()
         return out
 

@@ -22,15 +22,20 @@ UNTIL_CLOSE = 3
 
 
 _SKIP_OR_LENGTH = HOP_BY_HOP | {b"content-length"}
+_PLAIN: set[bytes] = set()  # names seen to be written as they are
+_PLAIN_MAX = 4096
 
 
 def add_fields(parts: list[bytes], headers: Headers) -> tuple[int, bytes | None]:
     """Append `name: value` lines; return (lines added, content-length value)."""
     content_length: bytes | None = None
     extend = parts.extend
-    lines = 0
+    plain = _PLAIN
+    start = len(parts)
     for name, value in headers:
-        if name in _SKIP_OR_LENGTH:
+        if name in plain:
+            extend((name, b": ", value, b"\r\n"))
+        elif name in _SKIP_OR_LENGTH:
             if name != b"content-length":
                 continue
             if content_length is not None:
@@ -42,11 +47,12 @@ def add_fields(parts: list[bytes], headers: Headers) -> tuple[int, bytes | None]
             if not value.isdigit():
                 raise LocalProtocolError(f"invalid content-length {value!r}")
             content_length = value
-        elif name[:1] == b":":
-            continue
-        extend((name, b": ", value, b"\r\n"))
-        lines += 1
-    return lines, content_length
+            extend((name, b": ", value, b"\r\n"))
+        elif name[:1] != b":":
+            if len(plain) < _PLAIN_MAX:
+                plain.add(name)
+            extend((name, b": ", value, b"\r\n"))
+    return (len(parts) - start) // 4, content_length
 
 
 def join_head(parts: list[bytes], lines: int) -> bytes:

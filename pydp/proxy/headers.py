@@ -251,36 +251,29 @@ def finish_response_headers(
     leave it: `x-envoy-upstream-service-time` (unless None: the request had not ended)
     and (when asked) `x-envoy-attempt-count` set, `date` added when absent, `server`
     overwritten."""
-    seen: dict[bytes, int] = {}
-    for i, (name, _) in enumerate(headers):
-        if name in _FINISHED:
-            if name in seen:
-                _finish_slowly(headers, service_time, attempt_count, server)
-                return
-            seen[name] = i
-    at = seen.get(_SERVICE_TIME)
-    if service_time is None:
-        pass
-    elif at is None:
-        headers.append((_SERVICE_TIME, service_time))
-    else:
-        headers[at] = (_SERVICE_TIME, service_time)
+    names = [name for name, _ in headers]
+    for name in _FINISHED:
+        if names.count(name) > 1:
+            _finish_slowly(headers, service_time, attempt_count, server)
+            return
+    if service_time is not None:
+        _replace(headers, names, _SERVICE_TIME, service_time)
     if attempt_count is not None:
-        at = seen.get(_ATTEMPT_COUNT)
-        if at is None:
-            headers.append((_ATTEMPT_COUNT, attempt_count))
-        else:
-            headers[at] = (_ATTEMPT_COUNT, attempt_count)
-    if b"date" not in seen:
+        _replace(headers, names, _ATTEMPT_COUNT, attempt_count)
+    if b"date" not in names:
         headers.append((b"date", http_date()))
-    at = seen.get(b"server")
-    if at is None:
-        headers.append((b"server", server))
+    _replace(headers, names, b"server", server)
+
+
+def _replace(headers: HeaderList, names: list[bytes], name: bytes, value: bytes) -> None:
+    """Set the one `name` field (its index in `names`), or append it."""
+    if name in names:
+        headers[names.index(name)] = (name, value)
     else:
-        headers[at] = (b"server", server)
+        headers.append((name, value))
 
 
-_FINISHED = frozenset({_SERVICE_TIME, _ATTEMPT_COUNT, b"date", b"server"})
+_FINISHED = (_SERVICE_TIME, _ATTEMPT_COUNT, b"date", b"server")
 
 
 def _finish_slowly(
