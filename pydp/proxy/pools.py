@@ -23,6 +23,12 @@ from the manager's `tls` (`pydp.tls.contexts.TlsContexts`, set by the app),
 offering ALPN `h2` or `http/1.1` by the pool's protocol when the context
 names none; handshake stats go under `cluster.<name>.ssl.`.
 
+An idle HTTP/1.1 connection has no task reading it, so its pool watches the
+idle ones for a close or stray bytes (`select.poll`, all at once): before a
+reuse, unless the last sweep is under `_FRESH` old. A connection is then
+never reused more than `_FRESH` after the kernel saw it closed, for one
+poll(2) per pool and `_FRESH` rather than one per request.
+
 Connections end when the peer closes them, after `max_requests_per_connection`,
 when idle longer than the cluster's `idle_timeout` (checked when next
 picked), or when their pool drains (cluster gone, updated, or host removed):
@@ -32,6 +38,7 @@ idle ones at once, busy ones when their request ends.
 from __future__ import annotations
 
 import logging
+import select
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -61,8 +68,9 @@ log = logging.getLogger(__name__)
 HTTP1 = "HTTP/1.1"
 HTTP2 = "HTTP/2"
 DEFAULT_IDLE_TIMEOUT = 3600.0
-# A connection released this recently is reused without polling it for a close.
+# How old the last check of the idle connections for a close may be at a reuse.
 _FRESH = 0.001
+_POLL_CLOSED = select.POLLIN | select.POLLERR | select.POLLHUP
 
 
 class PoolOverflow(Exception):
@@ -83,6 +91,9 @@ class HostPool:
         self.max_requests = owner.cluster.config.max_requests_per_connection
         self.idle_timeout = owner.idle_timeout
         self.http1 = protocol == HTTP1
+        self._watch = select.poll()  # the idle HTTP/1.1 connections' sockets
+        self._watched: dict[int, H1Upstream] = {}
+        self._swept = -DEFAULT_IDLE_TIMEOUT
         # Envoy's per-host counters and gauges, for the admin's /clusters.
         self.stats: defaultdict[str, int] = defaultdict(int)
 
@@ -119,12 +130,17 @@ class HostPool:
         """A stream on a connection ready now, if any (else `acquire`)."""
         if self.http1:
             idle = self.idle
+            if not idle:
+                return None
+            now = idle[-1].clock.current_time()
+            if now - self._swept >= _FRESH:
+                self._sweep(now)
             while idle:
                 conn = idle.pop()
+                self._unwatch(conn)
                 if conn.closed:
                     continue
-                age = conn.clock.current_time() - conn.last_used
-                if age < self.idle_timeout and (age < _FRESH or not conn.stale()):
+                if now - conn.last_used < self.idle_timeout:
                     return conn.open()
                 conn.close()
             return None
@@ -135,6 +151,23 @@ class HostPool:
                     continue
                 return h2.open_stream()
         return None
+
+    def _sweep(self, now: float) -> None:
+        """Close the idle connections the peer closed or sent bytes on."""
+        self._swept = now
+        for fd, _ in self._watch.poll(0):
+            conn = self._watched.get(fd)
+            if conn is not None:
+                conn.close()
+
+    def _park(self, conn: H1Upstream) -> None:
+        self._watch.register(conn.fd, _POLL_CLOSED)
+        self._watched[conn.fd] = conn
+        self.idle.append(conn)
+
+    def _unwatch(self, conn: H1Upstream) -> None:
+        if self._watched.pop(conn.fd, None) is not None:
+            self._watch.unregister(conn.fd)
 
     async def _connect(self, priority: RoutingPriority) -> None:
         owner = self.owner
@@ -169,7 +202,7 @@ class HostPool:
             stats.inc(names.cx_http1_total)
             conn = H1Upstream(sock, self, priority)
             conn.last_used = trio.current_time()
-            self.idle.append(conn)
+            self._park(conn)
         else:
             stats.inc(names.cx_http2_total)
             h2 = H2UpstreamConnection(sock, self, priority)
@@ -187,7 +220,7 @@ class HostPool:
             conn.close()
             return
         conn.last_used = conn.clock.current_time()
-        self.idle.append(conn)
+        self._park(conn)
         self.owner.capacity.fire()
 
     def connection_closed(self, conn: H1Upstream | H2UpstreamConnection) -> None:
@@ -199,8 +232,10 @@ class HostPool:
         if isinstance(conn, H2UpstreamConnection):
             if conn in self.h2:
                 self.h2.remove(conn)
-        elif conn in self.idle:
-            self.idle.remove(conn)
+        else:
+            self._unwatch(conn)
+            if conn in self.idle:
+                self.idle.remove(conn)
         owner.capacity.fire()
 
     def capacity_changed(self) -> None:

@@ -9,8 +9,8 @@ the attempt is over, reusable or not.
 
 HTTP/1.1: the connection is the stream (one request at a time, never
 pipelined). There is no reader task: the attempt reads the socket itself,
-so an idle pooled connection is checked with a zero-timeout poll before
-reuse (a peer that closed or sent stray bytes makes it stale).
+so its pool watches the idle connections for a close or stray bytes
+(`pydp.proxy.pools`).
 
 HTTP/2: one reader task per connection (run in the pool manager's nursery)
 feeds the codec and hands each stream's events to its `Inbox`; writers share
@@ -35,7 +35,6 @@ failure"); the connections work the same on the TLS stream.
 
 from __future__ import annotations
 
-import select
 import socket
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
@@ -70,7 +69,6 @@ if TYPE_CHECKING:
 RECEIVE_SIZE = 65536
 HIGH_WATER = 64 * 1024
 STREAM_WINDOW = 1024 * 1024
-_POLL_STALE = select.POLLIN | select.POLLERR | select.POLLHUP
 
 
 class UpstreamReset(Exception):
@@ -176,17 +174,12 @@ class H1Upstream(UpstreamStream):
         self.clock = trio.lowlevel.current_clock()
         self.last_used = self.clock.current_time()
         self.sent = False
-        self._poller = select.poll()
-        self._poller.register(self.raw.fileno(), _POLL_STALE)
+        self.fd = self.raw.fileno()
 
     def open(self) -> H1Upstream:
         self.stream_id = self.codec.open_stream()
         self.requests += 1
         return self
-
-    def stale(self) -> bool:
-        """Closed by the peer, or bytes nobody asked for, while idle."""
-        return bool(self._poller.poll(0))
 
     def write(self, event: Event) -> None:
         self.out += self.codec.send(event)

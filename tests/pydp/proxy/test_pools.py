@@ -35,6 +35,31 @@ async def test_idle_upstream_connections_expire(
     assert [r.connection for r in backend.received] == [1, 1, 2]
 
 
+async def test_one_sweep_closes_every_idle_connection_the_peer_closed(
+    runtime: FakeRuntime, backends: Backends
+) -> None:
+    async def slow(received: Received) -> Reply:
+        await trio.sleep(0.02)
+        return Reply()
+
+    backend = await backends.start(slow)
+    runtime.add_cluster("c", [backend.address])
+    async with serving(runtime, hcm(routes(to("c")))) as proxy:
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(h1_request, proxy)
+        (pool,) = runtime.pools._clusters["c"].pools.values()
+        assert len(pool.idle) == 3
+        for conn in pool.idle[:2]:
+            assert isinstance(conn.sock, trio.SocketStream)
+            conn.sock.socket.shutdown(1)  # the backend sees EOF and closes its end
+        await trio.sleep(0.05)
+        assert (await h1_request(proxy)).status == 200
+        assert len(pool.idle) == 1
+    assert backend.connections == 3  # the last request reused the one left open
+    assert runtime.counter("cluster.c.upstream_cx_destroy") == 2
+
+
 async def test_h2_respects_max_concurrent_streams(runtime: FakeRuntime, backends: Backends) -> None:
     active = 0
     peak = 0
