@@ -45,7 +45,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -338,10 +338,16 @@ class Result:
         return self.proxy_cpu / self.requests * 1e6 if self.requests else 0.0
 
 
-def run_tool(args: Sequence[str], log: Path) -> tuple[str, float]:
-    """The tool's output and the CPU seconds it used."""
+def run_tool(
+    args: Sequence[str], log: Path, warm: Callable[[], None] | None = None, warmup: float = 0
+) -> tuple[str, float]:
+    """The tool's output and the CPU seconds it used; `warm` is called `warmup` seconds
+    after the start (when a tool that warms up itself starts measuring)."""
     with log.open("wb") as out:
         popen = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    if warm is not None:
+        time.sleep(warmup)
+        warm()
     _, status, usage = os.wait4(popen.pid, 0)
     popen.returncode = os.waitstatus_to_exitcode(status)
     text = log.read_text(errors="replace")
@@ -431,8 +437,16 @@ class Load:
             warmup = self.command(url, host, self.warmup, requests_log)
             run_tool(warmup, workdir / f"{name}.warmup")
         cpu = sum(p.cpu_seconds() for p in proxies), backend.cpu_seconds()
+
+        def warm() -> None:  # h2load counts requests from the end of its warm-up
+            nonlocal cpu
+            cpu = sum(p.cpu_seconds() for p in proxies), backend.cpu_seconds()
+
         text, load_cpu = run_tool(
-            self.command(url, host, self.duration, requests_log), workdir / f"{name}.out"
+            self.command(url, host, self.duration, requests_log),
+            workdir / f"{name}.out",
+            warm if self.tool == "h2load" and self.warmup else None,
+            self.warmup,
         )
         if self.tool == "wrk":
             result = parse_wrk(text)
