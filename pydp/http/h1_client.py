@@ -215,7 +215,7 @@ class H1ClientConnection:
 
     def _take(self) -> list[Event]:
         events = self._reader.events
-        out = cast(list[Event], list(events))  # the response reader queues no errors
+        out = cast("list[Event]", list(events))  # the response reader queues no errors
         events.clear()
         return out
 

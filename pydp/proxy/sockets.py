@@ -16,9 +16,10 @@ only what it leaves over goes through `send_all`. Streams that are not plain
 sockets (TLS) use trio's methods.
 
 Every read checks for cancellation (`checkpoint_if_cancelled`, which costs
-nothing unless cancelled), and every `FAIR_EVERY`th read that did not wait
-yields to the scheduler, so a peer that always has data ready cannot
-monopolize the process.
+nothing unless cancelled) but the one right after a `yield_first` yield,
+whose cancellation point is the wait that follows if nothing came; every
+`FAIR_EVERY`th read that did not wait yields to the scheduler, so a peer
+that always has data ready cannot monopolize the process.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ FAIR_EVERY = 16
 
 _checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
 _wait_readable = trio.lowlevel.wait_readable
+_yield = trio.lowlevel.cancel_shielded_checkpoint
 _ready_reads = 0
 
 
@@ -63,9 +65,11 @@ async def receive_some(
         else:
             _ready_reads += 1
             if _ready_reads % FAIR_EVERY == 0:
-                await trio.lowlevel.cancel_shielded_checkpoint()
+                await _yield()
             return data
-    await trio.lowlevel.checkpoint()  # the others run; the answer may come meanwhile
+    # The others run; the answer may come meanwhile. No cancellation here: if
+    # nothing came, waiting for the socket below is the cancellation point.
+    await _yield()
     fd = sock.fileno()
     if fd < 0:
         return b""
