@@ -4,8 +4,9 @@ Theory of operation (Envoy's `ZoneAwareLoadBalancerBase` / `EdfLoadBalancerBase`
 
 1. A 64-bit random number picks the priority level and availability
    (`priority.choose_priority`); when level 0's healthy hosts take all the
-   load (one level, nothing ejected or unhealthy, no locality weighting), that
-   is the source of every pick (`only_source`) and no number is drawn.
+   load and no locality weighting applies (the common case: one level with
+   enough healthy hosts), that is the source of every pick (`only_source`)
+   and no number is drawn.
 2. If that level is in panic, the pick is over all its hosts (or fails, with
    `fail_traffic_on_panic`). Otherwise, with locality weighted balancing, a
    locality is chosen by an EDF schedule over effective locality weights
