@@ -1,6 +1,6 @@
 import pytest
 
-from pydp.upstream.hosts import EdsHealth, Locality
+from pydp.upstream.hosts import EdsHealth, Host, Locality
 from pydp.upstream.lb_base import LbContext, LbPolicy
 from pydp.upstream.priority import build_host_sets
 
@@ -170,6 +170,21 @@ def test_traffic_spills_to_the_next_priority(policy: LbPolicy) -> None:
     ]
     eps += [endpoint(100 + i, priority=1) for i in range(10)]
     lb, _ = balancer(policy, assignment(eps))
+    counts = pick_counts(lb, 10000)
+    p1 = sum(counts.get(label(100 + i), 0) for i in range(10))
+    assert abs(p1 / 10000 - 0.30) < 0.03
+
+
+@pytest.mark.parametrize("policy", ALL_POLICIES)
+def test_a_refresh_that_unloads_level_0_ends_its_single_source(policy: LbPolicy) -> None:
+    healthy = [endpoint(i) for i in range(10)] + [endpoint(100 + i, priority=1) for i in range(10)]
+    lb, _ = balancer(policy, assignment(healthy))
+    assert set(pick_counts(lb, 1000)) <= {label(i) for i in range(10)}  # all on level 0
+    half = [
+        endpoint(i, health=EdsHealth.HEALTHY if i < 5 else EdsHealth.UNHEALTHY) for i in range(10)
+    ]
+    la = assignment(half + [endpoint(100 + i, priority=1) for i in range(10)])
+    lb.refresh(build_host_sets([Host(e) for e in la.endpoints], la, False))
     counts = pick_counts(lb, 10000)
     p1 = sum(counts.get(label(100 + i), 0) for i in range(10))
     assert abs(p1 / 10000 - 0.30) < 0.03
