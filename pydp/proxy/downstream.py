@@ -21,6 +21,7 @@ from pydp.proxy.downstream_h1 import H1Downstream
 from pydp.proxy.downstream_h2 import H2Downstream
 from pydp.proxy.drain import Drain
 from pydp.tls.peer import TlsPeer
+from pydp.tls.stream import TlsStream
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ async def serve_http_connection(
 
     A failure inside (a bug) is logged and ends this connection only. When `drain`
     starts, the connection finishes its current response (or GOAWAY) and closes."""
-    tls = isinstance(stream, trio.SSLStream)
+    tls = isinstance(stream, TlsStream)
     scheme = b"https" if tls else b"http"
     ctx = HttpContext(config, listener_name, runtime, remote, local, scheme, peer, drain)
     stats, names = ctx.stats, ctx.names
@@ -101,7 +102,7 @@ async def _detect(
     if config.codec == "http1":
         return "http/1.1", b""
     if tls:
-        assert isinstance(stream, trio.SSLStream)
+        assert isinstance(stream, TlsStream)
         handshaken = False
         with trio.move_on_after(config.idle_timeout or float("inf")):
             try:

@@ -58,9 +58,9 @@ from pydp.proxy.context import (
 from pydp.proxy.headers import add_connection_headers
 from pydp.proxy.local_reply import REQUEST_HEADER_TIMEOUT, STREAM_TIMEOUT, text_reply
 from pydp.proxy.request import ActiveRequest, error_reply
-from pydp.proxy.sockets import receive_some, write_now
 from pydp.proxy.stream_info import StreamInfo
 from pydp.proxy.timers import INF
+from pydp.sockets import receive_some, write_now
 
 
 class H1Downstream:

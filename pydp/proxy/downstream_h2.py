@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-The connection's task reads the socket (`pydp.proxy.sockets`) and feeds the
+The connection's task reads the socket (`pydp.sockets`) and feeds the
 codec. A `Request` is queued for a worker, a task of the connection that
 runs requests (`ActiveRequest`) one after another and parks between them:
 a stream costs a hand-over, not a task, and usually not a cancel scope and
@@ -61,9 +61,9 @@ from pydp.proxy.context import (
 )
 from pydp.proxy.inbox import Inbox, Signal
 from pydp.proxy.request import ActiveRequest, error_reply
-from pydp.proxy.sockets import receive_some, send_all
 from pydp.proxy.stream_info import StreamInfo
 from pydp.proxy.timers import INF, Alarm
+from pydp.sockets import receive_some, send_all
 
 log = logging.getLogger(__name__)
 

@@ -56,10 +56,11 @@ from pydp.http import (
     WindowUpdated,
 )
 from pydp.proxy.inbox import Inbox, Signal
-from pydp.proxy.sockets import receive_some, send_all, write_now
+from pydp.sockets import receive_some, send_all, write_now
 from pydp.stats import Stats
 from pydp.tls.contexts import ClientContext
 from pydp.tls.handshake import TlsFailure, originate
+from pydp.tls.stream import TlsStream
 from pydp.upstream.breakers import RoutingPriority
 from pydp.upstream.retry import ResetReason
 
@@ -125,7 +126,7 @@ async def connect(
 
 def raw_socket(stream: trio.abc.Stream) -> trio.socket.SocketType:
     """The socket under a connection, plain or TLS."""
-    while isinstance(stream, trio.SSLStream):
+    while isinstance(stream, TlsStream):
         stream = stream.transport_stream
     assert isinstance(stream, trio.SocketStream)
     return stream.socket

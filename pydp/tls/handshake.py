@@ -1,15 +1,16 @@
-"""TLS handshakes on trio streams, verified and counted as Envoy counts them.
+"""TLS handshakes, verified and counted as Envoy counts them.
 
 `accept` terminates TLS on an accepted connection (a filter chain with a
 `DownstreamTlsContext`), `originate` starts it on a connection to an
-upstream host. Both finish what `ssl` cannot do: the peer certificate's SANs
-are matched after the handshake, and a mismatch ends the connection as a
-failed handshake would. Stats go under the given prefix (`listener.<addr>.ssl.`
-or `cluster.<name>.ssl.`) with Envoy's names: `handshake` (with
-`versions.<v>`, `ciphers.<c>`, `no_certificate`, `session_reused`) on success;
-`fail_verify_no_cert` (with `connection_error`) when a required client
-certificate is missing, `fail_verify_error` when the chain does not verify,
-`fail_verify_san` when no SAN matches, `connection_error` for the rest.
+upstream host; both return a `pydp.tls.stream.TlsStream`. Both finish what
+`ssl` cannot do: the peer certificate's SANs are matched after the handshake,
+and a mismatch ends the connection as a failed handshake would. Stats go
+under the given prefix (`listener.<addr>.ssl.` or `cluster.<name>.ssl.`)
+with Envoy's names: `handshake` (with `versions.<v>`, `ciphers.<c>`,
+`no_certificate`, `session_reused`) on success; `fail_verify_no_cert` (with
+`connection_error`) when a required client certificate is missing,
+`fail_verify_error` when the chain does not verify, `fail_verify_san` when
+no SAN matches, `connection_error` for the rest.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from pydp.stats import Stats
 from pydp.tls.contexts import ClientContext, ServerContext
 from pydp.tls.peer import TlsPeer
 from pydp.tls.san import cert_facts, sans_match
+from pydp.tls.stream import TlsStream
 
-SslStream = trio.SSLStream[trio.abc.Stream]
 _NO_CERT = "PEER_DID_NOT_RETURN_A_CERTIFICATE"
 
 
@@ -36,7 +37,7 @@ class TlsFailure(Exception):
 
 
 def failure_stats(exc: BaseException) -> tuple[str, ...]:
-    """Envoy's `ssl.*` counters for a failed handshake (trio wraps `ssl`'s error)."""
+    """Envoy's `ssl.*` counters for a failed handshake (the stream raises from `ssl`'s error)."""
     cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
     if isinstance(cause, ssl.SSLCertVerificationError):
         return ("fail_verify_error",)
@@ -45,7 +46,7 @@ def failure_stats(exc: BaseException) -> tuple[str, ...]:
     return ("connection_error",)
 
 
-def count_handshake(stats: Stats, prefix: str, tls: SslStream, peer_cert: bool) -> None:
+def count_handshake(stats: Stats, prefix: str, tls: TlsStream, peer_cert: bool) -> None:
     stats.inc(prefix + "handshake")
     version = tls.version()
     if version:
@@ -64,11 +65,9 @@ async def accept(
     context: ServerContext,
     stats: Stats,
     prefix: str,
-) -> tuple[SslStream, TlsPeer]:
+) -> tuple[TlsStream, TlsPeer]:
     """Terminate TLS on `stream`; raises `TlsFailure` (counted)."""
-    tls: SslStream = trio.SSLStream(
-        stream, context.ssl_context, server_side=True, https_compatible=True
-    )
+    tls = TlsStream(stream, context.ssl_context, server_side=True)
     await _handshake(tls, stats, prefix)
     der = tls.getpeercert(binary_form=True)
     facts = cert_facts(der) if der else None
@@ -90,7 +89,7 @@ async def accept(
     )
 
 
-async def _handshake(tls: SslStream, stats: Stats, prefix: str) -> None:
+async def _handshake(tls: TlsStream, stats: Stats, prefix: str) -> None:
     try:
         await tls.do_handshake()
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -101,13 +100,10 @@ async def _handshake(tls: SslStream, stats: Stats, prefix: str) -> None:
 
 async def originate(
     stream: trio.abc.Stream, context: ClientContext, stats: Stats, prefix: str
-) -> SslStream:
+) -> TlsStream:
     """Start TLS on a connection to an upstream host; raises `TlsFailure` (counted)."""
-    tls: SslStream = trio.SSLStream(
-        stream,
-        context.ssl_context,
-        server_hostname=context.config.sni or None,
-        https_compatible=True,
+    tls = TlsStream(
+        stream, context.ssl_context, server_side=False, server_hostname=context.config.sni or None
     )
     await _handshake(tls, stats, prefix)
     der = tls.getpeercert(binary_form=True)

@@ -19,6 +19,7 @@ from pydp.tls.contexts import TlsContexts
 from pydp.tls.files import SecretFiles
 from pydp.tls.handshake import TlsFailure, originate
 from pydp.tls.peer import TlsPeer
+from pydp.tls.stream import TlsStream
 from tests.harness.net import loopback
 from tests.pydp.listener.test_manager import added
 from tests.pydp.tls.handshakes import client_config
@@ -56,7 +57,7 @@ class Echo:
         drain: Any = None,
     ) -> None:
         data = bytes(await stream.receive_some())
-        self.seen.append(Seen(isinstance(stream, trio.SSLStream), peer, data))
+        self.seen.append(Seen(isinstance(stream, TlsStream), peer, data))
         await stream.send_all(data)
         await stream.aclose()
 
@@ -135,7 +136,7 @@ async def exchange(stream: trio.abc.Stream, data: bytes) -> bytes:
     return out
 
 
-async def mtls(world: World, config: ListenerConfig, client: TlsContexts) -> trio.SSLStream[Any]:
+async def mtls(world: World, config: ListenerConfig, client: TlsContexts) -> TlsStream:
     context = client.client(client_config(SERVER_ID, alpn=("h2",)), "")
     raw = await world.connect(config)
     try:

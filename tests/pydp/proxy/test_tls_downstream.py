@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
@@ -17,6 +16,7 @@ from pydp.stats import Stats
 from pydp.tls.contexts import TlsContexts
 from pydp.tls.files import SecretFiles
 from pydp.tls.handshake import originate
+from pydp.tls.stream import TlsStream
 from tests.harness.net import loopback
 from tests.pydp.listener.test_manager import added
 from tests.pydp.proxy.backend import Backend, Backends
@@ -39,7 +39,7 @@ class Inbound:
     address: tuple[str, int]
     client_tls: TlsContexts
 
-    async def tls(self, alpn: str) -> trio.SSLStream[Any]:
+    async def tls(self, alpn: str) -> TlsStream:
         context = self.client_tls.client(client_config(SERVER_ID, alpn=(alpn,)), "")
         raw = await trio.open_tcp_stream(*self.address)
         return await originate(raw, context, Stats(), "client.")

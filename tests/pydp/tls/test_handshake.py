@@ -15,6 +15,7 @@ from pydp.stats import Stats
 from pydp.tls.contexts import ClientContext, ServerContext, TlsContexts
 from pydp.tls.files import SecretFiles
 from pydp.tls.handshake import TlsFailure, accept, originate
+from pydp.tls.stream import TlsStream
 from tests.pydp.tls.handshakes import client_config, server_config
 from tests.pydp.tls.pki import Leaf, Pki, secrets
 
@@ -94,16 +95,18 @@ async def test_mesh_peers_verify_each_other(tmp_path: Path) -> None:
     server = contexts(tmp_path, "s", MESH, SERVER_ID).server(server_config())
     client = contexts(tmp_path, "c", MESH, CLIENT_ID).client(client_config(), "")
     stats, (_, peer), tls = await both(server, client)
-    assert isinstance(tls, trio.SSLStream)
+    assert isinstance(tls, TlsStream)
     assert tls.selected_alpn_protocol() == "http/1.1"
     assert peer.uri_sans == (CLIENT_ID,)
     assert peer.local_uri_sans == (SERVER_ID,)
     assert peer.authenticated
     assert len(peer.sha256) == 64
+    cipher = tls.cipher()
+    assert cipher is not None
     assert counted(stats, SERVER) == {
         "handshake": 1,
         "versions.TLSv1.2": 1,
-        f"ciphers.{tls.cipher()[0]}": 1,
+        f"ciphers.{cipher[0]}": 1,
     }
     assert counted(stats, CLIENT)["handshake"] == 1
 

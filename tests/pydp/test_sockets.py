@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from pydp.proxy.sockets import FAIR_EVERY, receive_some, send_all, write_now
+from pydp.sockets import FAIR_EVERY, receive_some, send_all, write_now
 
 
 @asynccontextmanager
