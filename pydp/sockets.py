@@ -12,8 +12,9 @@ request upstream, or a response downstream - yields before the first try
 (`yield_first`): besides the read that would fail, that serves the other
 connections first, which keeps a busy proxy's latency even. A write tries
 `write(2)` first (`write_now`, which callers use without a coroutine) and
-only what it leaves over goes through `send_all`. Streams that are not plain
-sockets (TLS) use trio's methods.
+only what it leaves over goes through `send_all`. Other streams use their own
+methods (pydp's TLS stream, `pydp.tls.stream`, reads and writes its socket
+through this module).
 
 Every read checks for cancellation (`checkpoint_if_cancelled`, which costs
 nothing unless cancelled) but the one right after a `yield_first` yield,

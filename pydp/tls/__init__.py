@@ -5,7 +5,8 @@
 - `config`: `transport_socket` -> `ServerTlsConfig` / `ClientTlsConfig`.
 - `contexts`: `TlsContexts`, the cached `ssl.SSLContext`s, rebuilt when a secret rotates.
 - `san`: `match_typed_subject_alt_names`, matched after the handshake.
-- `handshake`: `accept` / `originate` on trio streams, with Envoy's `ssl.*` counters.
+- `stream`: `TlsStream`, TLS over a socket without the scheduler on the data path.
+- `handshake`: `accept` / `originate` (a `TlsStream`), with Envoy's `ssl.*` counters.
 - `client_hello`, `inspector`: the TLS inspector listener filter.
 - `listener`: a connection before its filter chain: inspector, chain choice, handshake.
 - `redact`: Envoy's `[redacted]` for `/config_dump`.
