@@ -21,8 +21,9 @@ free). trio.SSLStream's semantics are kept where pydp relies on them:
   is broken from then on.
 - End of stream: the peer's close_notify, or the socket's EOF without one
   (a "ragged EOF", which HTTPS accepts, as `https_compatible=True`), reads
-  as b"". `aclose` closes the socket without sending close_notify, as pydp
-  did with trio's stream.
+  as b"". `aclose` sends close_notify when it can leave at once (Envoy
+  sends one too; through trio's stream pydp sent none) and does not wait for
+  the peer's.
 
 One task reads at a time (each connection has one reader); writes may come
 from several. Bytes the `SSLObject` must send while reading (TLS 1.3
@@ -160,8 +161,21 @@ class TlsStream(trio.abc.Stream):
         await self.transport_stream.wait_send_all_might_not_block()
 
     async def aclose(self) -> None:
+        """Send close_notify if it can leave at once (no other write in progress, room in
+        the socket), without waiting for the peer's, then close the socket."""
+        if self._closed:
+            return
         self._closed = True
-        await self.transport_stream.aclose()
+        try:
+            if self._handshaken and not self._broken and not self._send_lock.locked():
+                with contextlib.suppress(ssl.SSLError):
+                    self._ssl.unwrap()  # queues our close_notify, then wants the peer's
+                out = self._outgoing.read()
+                if out:
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                        write_now(self.transport_stream, out)
+        finally:
+            await self.transport_stream.aclose()
 
     # -- internals -----------------------------------------------------------------------
 

@@ -166,6 +166,21 @@ async def test_eof_with_or_without_close_notify_reads_as_the_end(tmp_path: Path)
                 assert await read_all(client) == b"last words"
 
 
+async def test_closing_sends_close_notify(tmp_path: Path) -> None:
+    server_context, client_context = contexts(tmp_path)
+    async with sockets() as (a, b):
+        # not https_compatible: an EOF without close_notify would raise here
+        server = trio.SSLStream(a, server_context, server_side=True)
+        client = TlsStream(b, client_context, server_side=False, server_hostname="server.test")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.do_handshake)
+            await client.do_handshake()
+        await client.send_all(b"bye")
+        await client.aclose()
+        assert await read_all(server) == b"bye"
+        await client.aclose()  # again: nothing happens
+
+
 async def test_a_failed_handshake_raises_from_the_ssl_error(tmp_path: Path) -> None:
     server_context, _ = contexts(tmp_path)
     stranger = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
