@@ -23,9 +23,19 @@ def test_the_bootstrap_token_admits_pydp_and_its_absence_does_not(tmp_path: Path
         services = yaml.safe_load(bootstrap)["dynamic_resources"]["ads_config"]["grpc_services"]
         assert any(m["key"] == "authorization" for m in services[0]["initial_metadata"])
         with pydp(bootstrap, tmp_path, ready=False) as admitted:
-            wait_until(lambda: any(p["proxy"] == "app-1.default" for p in cp.syncz()))
-            [proxy] = cp.syncz()
-            assert proxy["types"]["cds"]["state"] == "ACKED", admitted.process.output()
+
+            def acked() -> bool:
+                # the proxy shows up once its first response is sent; the ACK follows
+                return any(
+                    p["proxy"] == "app-1.default" and p["types"]["cds"].get("state") == "ACKED"
+                    for p in cp.syncz()
+                    if "cds" in p["types"]
+                )
+
+            try:
+                wait_until(acked)
+            except TimeoutError:
+                raise AssertionError(f"{cp.syncz()}\n{admitted.process.output()}") from None
 
         doc = yaml.safe_load(cp.bootstrap("app-2.default", "default", *ports))
         doc["dynamic_resources"]["ads_config"]["grpc_services"][0].pop("initial_metadata", None)
