@@ -1,10 +1,7 @@
 """Two stock Envoys through a real xds-server with its CA: mTLS, peer modes, RBAC, rotation.
 
-Envoy A is the client's sidecar (its outbound listener), Envoy B the server's
-(its inbound listener, in front of an echo backend on 127.0.0.1). The Service
-`server.shop` has one endpoint: B's inbound listener on a loopback address,
-with a targetRef to the Pod `server-1` (service account `server`), so the
-Service is in the mesh and A originates mTLS to it, expecting B's SPIFFE ID.
+The mesh (`tests.harness.mtls_mesh`): the client's sidecar calls the Service
+`server.shop`, whose one endpoint is the server's sidecar, in the mesh.
 """
 
 from __future__ import annotations
@@ -14,221 +11,30 @@ import http.client
 import json
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.harness import manifests
-from tests.harness.backends import EchoServer, echo_backends
-from tests.harness.net import free_port, loopback, wait_until
-from tests.harness.procs import ControlPlane, Envoy, control_plane, envoy
+from tests.harness.mtls_mesh import (
+    CLIENT_ID,
+    CLUSTER,
+    Mesh,
+    Proxy,
+    authorization,
+    open_mesh,
+    peer_authentication,
+)
+from tests.harness.net import free_port, wait_until
 from tests.harness.traffic import under_load
 from xds_server.ca.authority import Authority
 from xds_server.ca.certs import new_key, self_signed_root
 from xds_server.ca.identity import Identity
-from xds_server.ca.store import DirectoryFiles, load_authority
-from xds_server.ca.workloads import Issued, issue
-
-HOST = "server.shop.svc.cluster.local"
-CLIENT_ID = "spiffe://cluster.local/ns/shop/sa/client"
-SECURITY = "security.xdsmesh.io/v1alpha1"
-
-
-def _mesh_objects(address: str, inbound_port: int) -> list[dict[str, Any]]:
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "server", "namespace": "shop"},
-            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
-        },
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": "server-1",
-                "namespace": "shop",
-                "labels": {"kubernetes.io/service-name": "server"},
-            },
-            "addressType": "IPv4",
-            "ports": [{"name": "http", "port": inbound_port}],
-            "endpoints": [
-                {
-                    "addresses": [address],
-                    "conditions": {"ready": True},
-                    "targetRef": {"kind": "Pod", "name": "server-1", "namespace": "shop"},
-                }
-            ],
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "server-1", "namespace": "shop", "labels": {"app": "server"}},
-            "spec": {"serviceAccountName": "server"},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "client-1", "namespace": "shop", "labels": {"app": "client"}},
-            "spec": {"serviceAccountName": "client"},
-        },
-    ]
-
-
-def peer_authentication(mode: str) -> dict[str, Any]:
-    return {
-        "apiVersion": SECURITY,
-        "kind": "PeerAuthentication",
-        "metadata": {"name": "server", "namespace": "shop"},
-        "spec": {"selector": {"matchLabels": {"app": "server"}}, "mtls": {"mode": mode}},
-    }
-
-
-def authorization(name: str, action: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "apiVersion": SECURITY,
-        "kind": "AuthorizationPolicy",
-        "metadata": {"name": name, "namespace": "shop"},
-        "spec": {"selector": {"matchLabels": {"app": "server"}}, "action": action, "rules": rules},
-    }
-
-
-@dataclass
-class Mesh:
-    cp: ControlPlane
-    client: Envoy
-    server: Envoy
-    backend: EchoServer
-    folder: Path
-    ca_dir: Path
-    outbound: int
-    inbound: int
-    address: str
-
-    def request(self, path: str = "/", method: str = "GET") -> tuple[int, bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.outbound, timeout=10)
-        try:
-            conn.request(method, path, headers={"Host": HOST})
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
-
-    def policies(self, *objects: dict[str, Any]) -> None:
-        manifests.write(self.folder / "policies.yaml", list(objects))
-
-    def direct(
-        self, context: ssl.SSLContext | None, headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, Any]]:
-        """A request straight to B's inbound listener, plaintext or with `context`."""
-        conn: http.client.HTTPConnection
-        if context is None:
-            conn = http.client.HTTPConnection(self.address, self.inbound, timeout=5)
-        else:
-            conn = http.client.HTTPSConnection(
-                self.address, self.inbound, timeout=5, context=context
-            )
-        try:
-            conn.request("GET", "/direct", headers={"Host": HOST, **(headers or {})})
-            response = conn.getresponse()
-            body = response.read()
-            return response.status, json.loads(body) if response.status == 200 else {}
-        finally:
-            conn.close()
-
-    def client_context(self, issued: Issued, roots_pem: bytes, tmp: Path) -> ssl.SSLContext:
-        cert, key = (
-            tmp / f"{issued.cert.serial_number}.pem",
-            tmp / f"{issued.cert.serial_number}.key",
-        )
-        cert.write_bytes(issued.chain_pem)
-        key.write_bytes(issued.key_pem)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname = False  # workload certificates name a SPIFFE ID, not a host
-        context.load_verify_locations(cadata=roots_pem.decode())
-        context.load_cert_chain(cert, key)
-        return context
-
-    def mesh_authority(self) -> Authority:
-        authority, generated = load_authority(
-            DirectoryFiles(self.ca_dir), "cluster.local", dt.datetime.now(dt.UTC)
-        )
-        assert not generated
-        return authority
-
-
-def _mesh(tmp_path: Path, *, delta: bool = False, extra: tuple[str, ...] = ()) -> Iterator[Mesh]:
-    folder, ca_dir = tmp_path / "manifests", tmp_path / "ca"
-    folder.mkdir()
-    address, inbound, outbound, app = loopback(), free_port(), free_port(), free_port()
-    manifests.write(folder / "mesh.yaml", _mesh_objects(address, inbound))
-    with (
-        echo_backends({"server-app": "127.0.0.1"}, app) as backends,
-        control_plane(folder, tmp_path, "--ca-dir", str(ca_dir), *extra) as cp,
-    ):
-        common = ["--ca-dir", str(ca_dir), *(["--delta"] if delta else [])]
-        server_boot = cp.bootstrap(
-            "server-1.shop",
-            "shop",
-            "--service-account",
-            "server",
-            "--admin-port",
-            str(free_port()),
-            "--inbound-port",
-            str(inbound),
-            "--outbound-port",
-            str(free_port()),
-            "--app-port",
-            str(app),
-            *common,
-        )
-        client_boot = cp.bootstrap(
-            "client-1.shop",
-            "shop",
-            "--service-account",
-            "client",
-            "--admin-port",
-            str(free_port()),
-            "--outbound-port",
-            str(outbound),
-            "--inbound-port",
-            str(free_port()),
-            *common,
-        )
-        with (
-            envoy(server_boot, tmp_path, "server") as server,
-            envoy(client_boot, tmp_path, "client") as client,
-        ):
-            mesh = Mesh(
-                cp,
-                client,
-                server,
-                backends["server-app"],
-                folder,
-                ca_dir,
-                outbound,
-                inbound,
-                address,
-            )
-            wait_until(lambda: _ok(mesh), timeout=20)
-            yield mesh
-            for proxy in (client, server):
-                assert proxy.stat("cluster_manager.cds.update_rejected") == 0
-                assert proxy.stat("listener_manager.lds.update_rejected") == 0
-
-
-def _ok(mesh: Mesh) -> bool:
-    try:
-        return mesh.request()[0] == 200
-    except OSError:
-        return False
+from xds_server.ca.workloads import issue
 
 
 @pytest.fixture
 def mesh(tmp_path: Path) -> Iterator[Mesh]:
-    yield from _mesh(tmp_path)
+    yield from open_mesh(tmp_path)
 
 
 def test_sidecars_speak_mtls_and_the_workload_learns_its_caller(mesh: Mesh) -> None:
@@ -243,7 +49,7 @@ def test_sidecars_speak_mtls_and_the_workload_learns_its_caller(mesh: Mesh) -> N
     server_tls = mesh.server.stats("ssl.handshake")
     assert any(k.startswith("listener.") and v > 0 for k, v in server_tls.items()), server_tls
     client_tls = mesh.client.stats("ssl.handshake")
-    assert client_tls.get(f"cluster.outbound|80||{HOST}.ssl.handshake", 0) > 0, client_tls
+    assert client_tls.get(f"cluster.{CLUSTER}.ssl.handshake", 0) > 0, client_tls
 
 
 def test_permissive_accepts_plaintext_and_strips_a_forged_identity(mesh: Mesh) -> None:
@@ -252,24 +58,16 @@ def test_permissive_accepts_plaintext_and_strips_a_forged_identity(mesh: Mesh) -
     assert "x-forwarded-client-cert" not in seen["headers"]
 
 
-def test_strict_refuses_plaintext_and_foreign_certificates(mesh: Mesh, tmp_path: Path) -> None:
+def test_strict_refuses_plaintext_and_foreign_certificates(mesh: Mesh) -> None:
     mesh.policies(peer_authentication("STRICT"))
-
-    def plaintext_refused() -> bool:
-        try:
-            mesh.direct(None)
-        except (OSError, http.client.HTTPException):
-            return True
-        return False
-
-    wait_until(plaintext_refused, timeout=10)
+    wait_until(lambda: mesh.refused(None), timeout=10)
     assert mesh.request()[0] == 200  # the mesh hop is mTLS and still passes
     now = dt.datetime.now(dt.UTC)
-    authority = mesh.mesh_authority()
+    authority = mesh.authority()
     roots = authority.bundle_pem(now)
     client = Identity("shop", "client")
     mesh_cert = issue(authority, client, now, dt.timedelta(hours=1))
-    status, seen = mesh.direct(mesh.client_context(mesh_cert, roots, tmp_path))
+    status, seen = mesh.direct(mesh.context(mesh_cert, roots))
     assert status == 200  # a certificate of the mesh's CA and trust domain is accepted
     assert f"URI={CLIENT_ID}" in seen["headers"]["x-forwarded-client-cert"]
 
@@ -278,9 +76,9 @@ def test_strict_refuses_plaintext_and_foreign_certificates(mesh: Mesh, tmp_path:
     for foreign in (other_ca, same_ca_other_domain):
         cert = issue(foreign, client, now, dt.timedelta(hours=1))
         with pytest.raises((ssl.SSLError, OSError, http.client.HTTPException)):
-            mesh.direct(mesh.client_context(cert, roots, tmp_path))
+            mesh.direct(mesh.context(cert, roots))
     hits = mesh.backend.hits
-    assert plaintext_refused()
+    assert mesh.refused(None)
     assert mesh.backend.hits == hits
 
 
@@ -335,13 +133,13 @@ def test_authorization_by_principal_namespace_method_and_path(mesh: Mesh) -> Non
 
 @pytest.fixture
 def short_lived(tmp_path: Path) -> Iterator[Mesh]:
-    yield from _mesh(tmp_path, delta=True, extra=("--cert-ttl", "3s"))
+    yield from open_mesh(tmp_path, delta=True, extra=("--cert-ttl", "3s"))
 
 
 def test_certificates_rotate_under_steady_traffic_without_a_failure(short_lived: Mesh) -> None:
     mesh = short_lived
 
-    def updates(proxy: Envoy) -> int:
+    def updates(proxy: Proxy) -> int:
         return proxy.stat("sds.default.update_success")
 
     proxies = (mesh.client, mesh.server)
